@@ -1,0 +1,42 @@
+# aks-istio: `make plan` and `make test` are all a fresh machine needs (Python 3.11 and pip).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STACK ?= dev
+FORMAT ?= text
+# Local state by default; set PULUMI_BACKEND_URL to azblob://<container>?storage_account=<account> or
+# https://api.pulumi.com to share state (see README, "Running against Azure").
+PULUMI_BACKEND_URL ?= file://$(CURDIR)/state
+export PULUMI_BACKEND_URL
+
+.PHONY: plan test lint preview up bench clean
+
+$(BIN)/activate: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(BIN)/activate
+
+plan: $(BIN)/activate
+	$(BIN)/python -m offline --stack $(STACK) --format $(FORMAT)
+
+test: $(BIN)/activate
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/activate
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict components
+
+bench: $(BIN)/activate
+	$(BIN)/python -m benchmarks.program_bench
+
+preview: $(BIN)/activate
+	@mkdir -p state
+	pulumi preview --stack $(STACK) --diff
+
+up: $(BIN)/activate
+	@mkdir -p state
+	pulumi up --stack $(STACK)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache

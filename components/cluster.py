@@ -1,0 +1,163 @@
+"""The AKS cluster of one environment, its kubeconfig (secret) and a kubernetes Provider for it."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_azure_native import authorization, containerservice, resources
+
+from components.settings import SYSTEM_NAMESPACES, ClusterSettings, NodePoolSettings
+
+ALLOWED_CAPABILITIES_POLICY = (
+    "/providers/Microsoft.Authorization/policyDefinitions/c26596ff-4d70-4e6a-9a30-c2506bd2f80c"
+)
+"""Built-in "Kubernetes cluster containers should only use allowed capabilities"."""
+
+BASELINE_CAPABILITIES = (
+    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+    "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+)  # fmt: skip
+"""What Pod Security `baseline` lets a container add: everything but these is denied, NET_ADMIN and
+NET_RAW included."""
+
+POLICY_EXEMPT_NAMESPACES = (*SYSTEM_NAMESPACES, "gatekeeper-system")
+"""Where NET_ADMIN may still run: the CNI DaemonSet, Kubernetes' own pods, the policy add-on."""
+
+
+@dataclass(frozen=True)
+class AksClusterArgs:
+    settings: ClusterSettings
+
+
+def pool_profile(name: str, mode: str, pool: NodePoolSettings) -> containerservice.ManagedClusterAgentPoolProfileArgs:
+    return containerservice.ManagedClusterAgentPoolProfileArgs(
+        name=name,
+        mode=mode,
+        vm_size=pool.vm_size,
+        count=pool.count,
+        enable_auto_scaling=pool.autoscaling,
+        min_count=pool.min_count,
+        max_count=pool.max_count,
+        availability_zones=list(pool.zones) or None,
+        os_type="Linux",
+        type="VirtualMachineScaleSets",
+    )
+
+
+def network_profile(plugin: str) -> containerservice.ContainerServiceNetworkProfileArgs:
+    if plugin == "azure-overlay":
+        return containerservice.ContainerServiceNetworkProfileArgs(
+            network_plugin="azure", network_plugin_mode="overlay"
+        )
+    return containerservice.ContainerServiceNetworkProfileArgs(network_plugin=plugin)
+
+
+def decode_kubeconfig(credentials: containerservice.ListManagedClusterUserCredentialsResult) -> str:
+    return base64.b64decode(credentials.kubeconfigs[0].value).decode()
+
+
+class AksCluster(pulumi.ComponentResource):
+    """Resource group, managed cluster (system pool, optional user pool) and its kubernetes Provider."""
+
+    resource_group_name: pulumi.Output[str]
+    cluster_name: pulumi.Output[str]
+    oidc_issuer_url: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+    provider: k8s.Provider
+
+    def __init__(self, name: str, args: AksClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aks-istio:cluster:AksCluster", name, None, opts)
+        settings = args.settings
+        tags = {**settings.tags, "environment": settings.environment, "managed-by": "pulumi-aks-istio"}
+        child = pulumi.ResourceOptions(parent=self)
+
+        group = resources.ResourceGroup(
+            f"{name}-rg",
+            resource_group_name=settings.resource_group_name,
+            location=settings.location,
+            tags=tags,
+            opts=child,
+        )
+        autoscaled_counts = ["agentPoolProfiles[0].count"] if settings.system_pool.autoscaling else []
+        cluster = containerservice.ManagedCluster(
+            f"{name}-aks",
+            resource_name_=settings.name,
+            resource_group_name=group.name,
+            location=settings.location,
+            dns_prefix=settings.name,
+            kubernetes_version=settings.kubernetes_version,
+            identity=containerservice.ManagedClusterIdentityArgs(
+                type=containerservice.ResourceIdentityType.SYSTEM_ASSIGNED
+            ),
+            agent_pool_profiles=[pool_profile("system", "System", settings.system_pool)],
+            network_profile=network_profile(settings.network_plugin),
+            oidc_issuer_profile=containerservice.ManagedClusterOIDCIssuerProfileArgs(enabled=True),
+            security_profile=containerservice.ManagedClusterSecurityProfileArgs(
+                workload_identity=containerservice.ManagedClusterSecurityProfileWorkloadIdentityArgs(enabled=True)
+            ),
+            auto_upgrade_profile=containerservice.ManagedClusterAutoUpgradeProfileArgs(
+                upgrade_channel=settings.auto_upgrade_channel
+            ),
+            addon_profiles=(
+                {"azurepolicy": containerservice.ManagedClusterAddonProfileArgs(enabled=True)}
+                if settings.azure_policy
+                else None
+            ),
+            enable_rbac=True,
+            tags=tags,
+            # The autoscaler owns the node count; a preview must not try to reset it.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=autoscaled_counts),
+        )
+        if settings.user_pool is not None:
+            user = settings.user_pool
+            containerservice.AgentPool(
+                f"{name}-userpool",
+                agent_pool_name="user",
+                resource_group_name=group.name,
+                resource_name_=cluster.name,
+                mode="User",
+                vm_size=user.vm_size,
+                count=user.count,
+                enable_auto_scaling=user.autoscaling,
+                min_count=user.min_count,
+                max_count=user.max_count,
+                availability_zones=list(user.zones) or None,
+                os_type="Linux",
+                type="VirtualMachineScaleSets",
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["count"] if user.autoscaling else []),
+            )
+        if settings.azure_policy:
+            authorization.PolicyAssignment(
+                f"{name}-net-admin-policy",
+                scope=cluster.id,
+                policy_definition_id=ALLOWED_CAPABILITIES_POLICY,
+                display_name=f"{settings.name}: no NET_ADMIN or NET_RAW outside the system namespaces",
+                enforcement_mode="Default",
+                parameters={
+                    "effect": authorization.ParameterValuesValueArgs(value="Deny"),
+                    "allowedCapabilities": authorization.ParameterValuesValueArgs(value=list(BASELINE_CAPABILITIES)),
+                    "requiredDropCapabilities": authorization.ParameterValuesValueArgs(value=[]),
+                    "excludedNamespaces": authorization.ParameterValuesValueArgs(value=list(POLICY_EXEMPT_NAMESPACES)),
+                },
+                opts=child,
+            )
+
+        credentials = containerservice.list_managed_cluster_user_credentials_output(
+            resource_group_name=group.name, resource_name=cluster.name
+        )
+        self.kubeconfig = pulumi.Output.secret(credentials.apply(decode_kubeconfig))
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, opts=child)
+        self.resource_group_name = group.name
+        self.cluster_name = cluster.name
+        self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(lambda oidc: (oidc.issuer_url if oidc else None) or "")
+        self.register_outputs(
+            {
+                "resourceGroupName": self.resource_group_name,
+                "clusterName": self.cluster_name,
+                "oidcIssuerUrl": self.oidc_issuer_url,
+                "kubeconfig": self.kubeconfig,
+            }
+        )

@@ -1,0 +1,137 @@
+"""Render a recorded program run as text (for people), JSON (for diffs) or Mermaid (for a picture)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import yaml
+
+from offline.engine import UNKNOWN, ProgramRun, RecordedResource, is_secret_input
+
+SECRET_TEXT = "[secret]"
+UNKNOWN_TEXT = "(known after apply)"
+_SDK_NOISE = {"apiVersion", "kind"}
+"""Keys the kubernetes SDK fills in by itself; they add nothing to a plan."""
+
+
+def _urn_name(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1] if urn else ""
+
+
+def _provider_name(reference: str) -> str:
+    # A provider reference is "<urn>::<id>"; the resource name is the URN's last segment.
+    return reference.rsplit("::", 2)[-2] if reference else ""
+
+
+def printable(value: Any) -> Any:
+    """Secrets become `[secret]`, values only the cloud knows become `(known after apply)`."""
+    if is_secret_input(value):
+        return SECRET_TEXT
+    if value is UNKNOWN or value == "04da6b54-80e4-46f7-96ec-b56ff0331ba9":
+        return UNKNOWN_TEXT
+    if isinstance(value, dict):
+        return {k: printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [printable(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the wire format carries every number as a double
+    return value
+
+
+def _inputs(resource: RecordedResource) -> dict[str, Any]:
+    return {k: printable(v) for k, v in resource.inputs.items() if k not in _SDK_NOISE}
+
+
+def _outputs(run: ProgramRun) -> dict[str, Any]:
+    return {
+        name: SECRET_TEXT if name in run.secret_outputs else printable(value)
+        for name, value in sorted(run.outputs.items())
+    }
+
+
+def as_json(run: ProgramRun) -> str:
+    names = {r.urn: r.name for r in run.resources}
+    resources = [
+        {
+            "type": r.type,
+            "name": r.name,
+            "parent": names.get(r.parent),
+            "provider": _provider_name(r.provider) or None,
+            "dependsOn": sorted(names.get(urn, _urn_name(urn)) for urn in r.dependencies),
+            "ignoreChanges": r.options.get("ignoreChanges") or [],
+            "inputs": _inputs(r),
+        }
+        for r in sorted(run.resources, key=lambda r: r.urn)
+    ]
+    return json.dumps({"stack": run.stack, "resources": resources, "outputs": _outputs(run)}, indent=2, sort_keys=True)
+
+
+def as_text(run: ProgramRun) -> str:
+    lines = [
+        f"aks-istio: offline plan of stack '{run.stack}' ({len(run.resources)} resources)",
+        "Rendered by the program itself under Pulumi's mocks: no cloud or cluster was contacted.",
+        f"Values that Azure or Kubernetes compute are unknown offline and shown as {UNKNOWN_TEXT};",
+        f"secrets are shown as {SECRET_TEXT}.",
+        "",
+    ]
+    children: dict[str, list[RecordedResource]] = {}
+    for resource in run.resources:
+        children.setdefault(resource.parent, []).append(resource)
+    known = {r.urn for r in run.resources}
+    roots = [r for r in run.resources if r.parent not in known]
+
+    def emit(resource: RecordedResource, depth: int) -> None:
+        pad = "    " * depth
+        lines.append(f"{pad}+ {resource.type}  {resource.name}")
+        details: dict[str, Any] = {}
+        if resource.provider and not resource.type.startswith("pulumi:providers:"):
+            details["provider"] = _provider_name(resource.provider)
+        if resource.dependencies:
+            details["dependsOn"] = [_urn_name(urn) for urn in resource.dependencies]
+        if resource.options.get("ignoreChanges"):
+            details["ignoreChanges"] = resource.options["ignoreChanges"]
+        inputs = _inputs(resource)
+        if resource.custom and inputs:
+            details["inputs"] = inputs
+        if details:
+            body = yaml.safe_dump(details, sort_keys=True, default_flow_style=False, width=100)
+            lines.extend(f"{pad}      {line}" for line in body.rstrip().splitlines())
+        for child in children.get(resource.urn, []):
+            emit(child, depth + 1)
+
+    for root in roots:
+        emit(root, 0)
+    lines += ["", "Outputs:"]
+    body = yaml.safe_dump(_outputs(run), sort_keys=True, default_flow_style=False, width=100)
+    lines.extend(f"    {line}" for line in body.rstrip().splitlines())
+    return "\n".join(lines) + "\n"
+
+
+def as_mermaid(run: ProgramRun) -> str:
+    def node(urn: str) -> str:
+        return "n" + re.sub(r"[^A-Za-z0-9]", "_", _urn_name(urn))
+
+    lines = ["graph TD"]
+    known = {r.urn for r in run.resources}
+    for resource in run.resources:
+        short_type = resource.type.split(":")[-1]
+        lines.append(f'    {node(resource.urn)}["{resource.name}<br/><small>{short_type}</small>"]')
+    for resource in run.resources:
+        if resource.parent in known:
+            lines.append(f"    {node(resource.parent)} --> {node(resource.urn)}")
+        for urn in resource.dependencies:
+            if urn in known and urn != resource.parent:
+                lines.append(f"    {node(urn)} -. dependsOn .-> {node(resource.urn)}")
+    return "\n".join(lines) + "\n"
+
+
+def as_istio_operator(run: ProgramRun) -> str:
+    manifest = run.outputs.get("istioOperatorManifest")
+    if not isinstance(manifest, str):
+        raise SystemExit("this stack exports no istioOperatorManifest")
+    return manifest
+
+
+RENDERERS = {"text": as_text, "json": as_json, "mermaid": as_mermaid, "istio-operator": as_istio_operator}

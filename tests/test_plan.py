@@ -1,0 +1,59 @@
+"""`make plan`: the offline rendering of each committed stack, as people and pull requests read it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from offline.engine import ROOT
+
+
+def plan(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "offline", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_text_plan_shows_the_tree_hides_secrets_and_says_what_is_unknown(stack: str) -> None:
+    result = plan("--stack", stack)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert f"offline plan of stack '{stack}'" in text
+    assert "unknown offline" in text
+    assert "+ aks-istio:cluster:AksCluster  platform" in text
+    assert "    + azure-native:containerservice:ManagedCluster  platform-aks" in text
+    assert "kubeconfig: '[secret]'" in text
+    assert "oidcIssuerUrl: (known after apply)" in text
+    assert "offline-placeholder-token" not in text and "apiVersion: v1\nclusters" not in text
+
+
+def test_json_plan_is_stable_for_diffs_and_differs_between_stacks() -> None:
+    first, again, prod = plan("--format", "json"), plan("--format", "json"), plan("--stack", "prod", "--format", "json")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == again.stdout
+    dev_doc, prod_doc = json.loads(first.stdout), json.loads(prod.stdout)
+    assert dev_doc["outputs"]["kubeconfig"] == "[secret]"
+    cluster = next(r for r in dev_doc["resources"] if r["name"] == "platform-aks")
+    assert cluster["parent"] == "platform" and cluster["dependsOn"] == ["platform-rg"]
+    assert {r["name"] for r in prod_doc["resources"]} - {r["name"] for r in dev_doc["resources"]} >= {
+        "platform-userpool",
+        "platform-net-admin-policy",
+    }
+
+
+def test_mermaid_plan_draws_parents_and_dependencies() -> None:
+    result = plan("--format", "mermaid")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("graph TD\n")
+    assert "nplatform --> nplatform_aks" in result.stdout
+    assert "nplatform_rg -. dependsOn .-> nplatform_aks" in result.stdout
+
+
+def test_unknown_stack_fails_clearly() -> None:
+    result = plan("--stack", "staging")
+    assert result.returncode == 2
+    assert "no stack file Pulumi.staging.yaml (stacks: dev, prod)" in result.stderr
