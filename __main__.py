@@ -5,13 +5,27 @@ import pulumi
 
 from components.cluster import AksCluster, AksClusterArgs
 from components.config import load_settings
+from components.istio import IstioMesh, IstioMeshArgs
 
 settings = load_settings()
 
 cluster = AksCluster("platform", AksClusterArgs(settings.cluster))
+
+mesh = IstioMesh(
+    "mesh",
+    IstioMeshArgs(settings.istio, settings.mesh),
+    pulumi.ResourceOptions(providers=[cluster.provider]),
+)
 
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("clusterName", cluster.cluster_name)
 pulumi.export("resourceGroupName", cluster.resource_group_name)
 pulumi.export("location", settings.cluster.location)
 pulumi.export("oidcIssuerUrl", cluster.oidc_issuer_url)
+pulumi.export("istioVersion", settings.istio.version)
+pulumi.export("istioNamespace", mesh.istio_namespace)
+pulumi.export("cniEnabled", mesh.cni_enabled)
+pulumi.export("cniExcludeNamespaces", mesh.cni_exclude_namespaces)
+pulumi.export("meshNamespaces", mesh.mesh_namespaces)
+pulumi.export("ingressGatewayNamespace", mesh.ingress_gateway_namespace or "")
+pulumi.export("istioOperatorManifest", mesh.operator_manifest)

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from components.helm_values import pilot_cni_conflict
 from components.settings import (
     SYSTEM_NAMESPACES,
     AddonSettings,
@@ -313,7 +314,7 @@ def parse_istio(raw: Any, root: Path) -> IstioSettings:
                 name=gateway_section.string("name", defaults.name, _DNS_LABEL, "a DNS label"),
                 namespace=gateway_section.string("namespace", defaults.namespace, _DNS_LABEL, "a namespace name"),
             )
-        return IstioSettings(
+        settings = IstioSettings(
             version=version,
             cni=cni,
             addons=addons,
@@ -323,6 +324,10 @@ def parse_istio(raw: Any, root: Path) -> IstioSettings:
             mesh_config=section.mapping("meshConfig"),
             operator_file=operator_file,
         )
+        conflict = pilot_cni_conflict(settings)
+        if conflict:
+            raise ConfigError(conflict)
+        return settings
 
     return _build(f"{PROJECT}:istio", raw, build)
 

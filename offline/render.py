@@ -41,7 +41,24 @@ def printable(value: Any) -> Any:
 
 
 def _inputs(resource: RecordedResource) -> dict[str, Any]:
-    return {k: printable(v) for k, v in resource.inputs.items() if k not in _SDK_NOISE}
+    # `__provider` and friends are the engine's bookkeeping (the pickled dynamic provider), not settings.
+    return {k: printable(v) for k, v in resource.inputs.items() if k not in _SDK_NOISE and not k.startswith("__")}
+
+
+class _ReadableDumper(yaml.SafeDumper):
+    """YAML with multi-line strings (manifests, scripts) as literal blocks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ReadableDumper.add_representer(str, _represent_str)
+
+
+def _yaml(value: Any) -> str:
+    return yaml.dump(value, Dumper=_ReadableDumper, sort_keys=True, default_flow_style=False, width=100)
 
 
 def _outputs(run: ProgramRun) -> dict[str, Any]:
@@ -96,7 +113,7 @@ def as_text(run: ProgramRun) -> str:
         if resource.custom and inputs:
             details["inputs"] = inputs
         if details:
-            body = yaml.safe_dump(details, sort_keys=True, default_flow_style=False, width=100)
+            body = _yaml(details)
             lines.extend(f"{pad}      {line}" for line in body.rstrip().splitlines())
         for child in children.get(resource.urn, []):
             emit(child, depth + 1)
@@ -104,7 +121,7 @@ def as_text(run: ProgramRun) -> str:
     for root in roots:
         emit(root, 0)
     lines += ["", "Outputs:"]
-    body = yaml.safe_dump(_outputs(run), sort_keys=True, default_flow_style=False, width=100)
+    body = _yaml(_outputs(run))
     lines.extend(f"    {line}" for line in body.rstrip().splitlines())
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,200 @@
+"""IstioMesh: Istio from its Helm charts, with the CNI plugin, on the cluster the Provider points at.
+
+Install order, each step waiting for the previous one: `base` (CRDs) -> `cni` (the node agent, when
+enabled) -> `istiod` -> the ingress `gateway`; then the application namespaces and the addons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi_kubernetes.core import v1 as core
+from pulumi_kubernetes.helm import v3 as helm
+
+from components.helm_values import (
+    ISTIO_CHART_REPOSITORY,
+    addon_charts,
+    base_values,
+    check_supported_version,
+    cni_values,
+    gateway_values,
+    istiod_values,
+    tracing_mesh_config,
+)
+from components.istio_operator import operator_manifest
+from components.settings import ISTIO_NAMESPACE, IstioSettings, MeshSettings
+
+POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
+INJECTION_LABEL = "istio-injection"
+
+RELEASE_TIMEOUT_SECONDS = 600
+"""The CNI DaemonSet rolls out node by node; on a large pool that takes longer than Helm's 5 minutes."""
+RELEASE_HISTORY = 10
+"""Helm keeps one Secret per revision; bound it so upgrades don't accumulate them forever."""
+
+
+@dataclass(frozen=True)
+class IstioMeshArgs:
+    istio: IstioSettings
+    mesh: MeshSettings
+
+
+def application_namespace_labels(cni_enabled: bool) -> dict[str, str]:
+    """Labels of a mesh namespace: sidecar injection, and Pod Security `baseline` when the CNI allows it."""
+    labels = {INJECTION_LABEL: "enabled"}
+    if cni_enabled:
+        # The payoff of the CNI plugin: injected pods no longer need NET_ADMIN/NET_RAW, so the
+        # namespace can forbid them. Without the plugin, `baseline` would reject istio-init.
+        labels[POD_SECURITY_ENFORCE] = "baseline"
+    return labels
+
+
+class IstioMesh(pulumi.ComponentResource):
+    """Istio with the CNI plugin, its ingress gateway, the application namespaces and the addons."""
+
+    istio_namespace: pulumi.Output[str]
+    base_release: helm.Release
+    cni_release: helm.Release | None
+    istiod_release: helm.Release
+    gateway_release: helm.Release | None
+    addon_releases: dict[str, helm.Release]
+    cni_enabled: bool
+    cni_exclude_namespaces: list[str]
+    mesh_namespaces: pulumi.Output[list[str]]
+    ingress_gateway_namespace: pulumi.Output[str] | None
+    operator_manifest: str
+
+    def __init__(self, name: str, args: IstioMeshArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aks-istio:istio:IstioMesh", name, None, opts)
+        istio, mesh = args.istio, args.mesh
+        # Every value is computed before the first child is registered, so a bad setting fails
+        # the run without leaving a half-declared mesh.
+        check_supported_version(istio.version)
+        values = {
+            "base": base_values(istio),
+            "cni": cni_values(istio),
+            "istiod": istiod_values(istio, tracing_mesh_config(istio)),
+            "gateway": gateway_values(istio),
+        }
+        addons = addon_charts(istio)
+        self.operator_manifest = operator_manifest(istio, mesh)
+
+        system_namespace = core.Namespace(
+            f"{name}-istio-system",
+            metadata={
+                "name": ISTIO_NAMESPACE,
+                # The CNI node agent mounts hostPath volumes and runs privileged.
+                "labels": {POD_SECURITY_ENFORCE: "privileged"},
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.istio_namespace = system_namespace.metadata.apply(lambda m: str(m.name))
+
+        def release(
+            role: str,
+            release_name: str,
+            chart: str,
+            chart_values: Mapping[str, Any],
+            after: Sequence[pulumi.Resource],
+            namespace: str = ISTIO_NAMESPACE,
+            repository: str = ISTIO_CHART_REPOSITORY,
+            version: str = istio.version,
+        ) -> helm.Release:
+            return helm.Release(
+                f"{name}-{role}",
+                name=release_name,  # stable Helm release names: no random suffix
+                chart=chart,
+                version=version,
+                namespace=namespace,
+                repository_opts=helm.RepositoryOptsArgs(repo=repository),
+                values=dict(chart_values),
+                # A failed install or upgrade rolls back instead of leaving a half-applied release.
+                atomic=True,
+                cleanup_on_fail=True,
+                timeout=RELEASE_TIMEOUT_SECONDS,
+                max_history=RELEASE_HISTORY,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+            )
+
+        self.base_release = release("base", "istio-base", "base", values["base"], [system_namespace])
+        previous: helm.Release = self.base_release
+        self.cni_release = None
+        if istio.cni.enabled:
+            # Before istiod: pods injected for the CNI would start without traffic redirection if
+            # the node agent weren't there yet.
+            self.cni_release = release("cni", "istio-cni", "cni", values["cni"], [previous])
+            previous = self.cni_release
+        self.istiod_release = release("istiod", "istiod", "istiod", values["istiod"], [previous])
+
+        self.gateway_release = None
+        self.ingress_gateway_namespace = None
+        if istio.gateway.enabled:
+            gateway_namespace: pulumi.Resource = system_namespace
+            self.ingress_gateway_namespace = self.istio_namespace
+            if istio.gateway.namespace != ISTIO_NAMESPACE:
+                own_namespace = core.Namespace(
+                    f"{name}-gateway-namespace",
+                    metadata={
+                        "name": istio.gateway.namespace,
+                        # Gateway pods are injected with the gateway template: no init container, no
+                        # added capabilities, so they pass `baseline` with or without the CNI.
+                        "labels": {POD_SECURITY_ENFORCE: "baseline"},
+                    },
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+                gateway_namespace = own_namespace
+                self.ingress_gateway_namespace = own_namespace.metadata.apply(lambda m: str(m.name))
+            # After istiod: the gateway's pod is injected by istiod's webhook.
+            self.gateway_release = release(
+                "gateway",
+                istio.gateway.name,
+                "gateway",
+                values["gateway"],
+                [self.istiod_release, gateway_namespace],
+                namespace=istio.gateway.namespace,
+            )
+
+        labels = application_namespace_labels(istio.cni.enabled)
+        # After istiod: once `baseline` is enforced, a pod injected by an istiod that still adds
+        # istio-init would be rejected.
+        app_namespaces = [
+            core.Namespace(
+                f"{name}-ns-{namespace}",
+                metadata={"name": namespace, "labels": dict(labels)},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.istiod_release]),
+            )
+            for namespace in mesh.namespaces
+        ]
+        self.mesh_namespaces = pulumi.Output.all(*[ns.metadata.apply(lambda m: str(m.name)) for ns in app_namespaces])
+
+        self.addon_releases = {}
+        for addon in addons:
+            # After istiod, whose webhook would otherwise race the addons' own pods; each UI after
+            # the data sources it reads (the charts' install order).
+            after: list[pulumi.Resource] = [self.istiod_release, *self.addon_releases.values()]
+            self.addon_releases[addon.addon] = release(
+                addon.addon,
+                addon.release_name,
+                addon.chart,
+                addon.values,
+                after,
+                repository=addon.repository,
+                version=addon.version,
+            )
+
+        self.cni_enabled = istio.cni.enabled
+        self.cni_exclude_namespaces = list(istio.cni.exclude_namespaces)
+        self.register_outputs(
+            {
+                "istioVersion": istio.version,
+                "istioNamespace": self.istio_namespace,
+                "cniEnabled": self.cni_enabled,
+                "cniExcludeNamespaces": self.cni_exclude_namespaces,
+                "meshNamespaces": self.mesh_namespaces,
+                "ingressGatewayNamespace": self.ingress_gateway_namespace,
+                "istioOperatorManifest": self.operator_manifest,
+            }
+        )

@@ -1,0 +1,268 @@
+"""Helm values built from the settings, and every key they set checked against the real chart defaults."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.config import parse_istio
+from components.helm_values import (
+    CHART_KEY_RULES,
+    GLOBAL_KEYS_READ_BY_CHART,
+    JAEGER_OTLP_SERVICE,
+    PROMETHEUS_URL,
+    addon_charts,
+    base_values,
+    chart_defaults,
+    check_supported_version,
+    cni_values,
+    gateway_values,
+    istiod_values,
+    tracing_mesh_config,
+    unknown_chart_keys,
+)
+from components.settings import (
+    SYSTEM_NAMESPACES,
+    AddonSettings,
+    CniSettings,
+    ConfigError,
+    GatewaySettings,
+    IstioSettings,
+)
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared/reference"
+CHARTS = REFERENCE / "istio-1.30.3/charts"
+SEED_FILE = REFERENCE / "seed/install-istio.yaml"
+CHART_DIRS = {"base": "base", "cni": "istio-cni", "istiod": "istiod", "gateway": "gateway"}
+
+
+@cache
+def defaults(chart: str) -> dict[str, Any]:
+    document = yaml.safe_load((CHARTS / CHART_DIRS[chart] / "values.yaml").read_text())
+    return chart_defaults(document)
+
+
+def all_values(istio: IstioSettings) -> dict[str, dict[str, Any]]:
+    return {
+        "base": base_values(istio),
+        "cni": cni_values(istio),
+        "istiod": istiod_values(istio, tracing_mesh_config(istio)),
+        "gateway": gateway_values(istio),
+    }
+
+
+DEV = IstioSettings(addons=AddonSettings(grafana=True, tracing=True, kiali=True, prometheus=True))
+PROD = IstioSettings(
+    cni=CniSettings(exclude_namespaces=(*SYSTEM_NAMESPACES, "gatekeeper-system"), chained=True, repair=True),
+    addons=AddonSettings(prometheus=True, kiali=True),
+    gateway=GatewaySettings(name="edge", namespace="edge-ingress"),
+    pilot={
+        "replicaCount": 2,
+        "autoscaleMin": 2,
+        "autoscaleMax": 6,
+        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}},
+        "env": {"PILOT_ENABLE_STATUS": "true"},
+        "podAnnotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
+        "sidecarInjectorWebhook": {"rewriteAppHTTPProbe": True},
+    },
+    global_values={
+        "hub": "myregistry.azurecr.io/istio",
+        "tag": "1.30.3-distroless",
+        "imagePullSecrets": ["acr-pull"],
+        "logAsJson": True,
+        "proxy": {"logLevel": "info", "resources": {"requests": {"cpu": "50m"}}},
+        "defaultPodDisruptionBudget": {"enabled": True},
+        "priorityClassName": "system-cluster-critical",
+    },
+    mesh_config={"accessLogFile": "/dev/stdout", "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}},
+)
+CNI_DISABLED = IstioSettings(cni=CniSettings(enabled=False), gateway=GatewaySettings(enabled=False))
+
+
+def operator_file_settings() -> IstioSettings:
+    return parse_istio({"operatorFile": str(SEED_FILE)}, Path.cwd())
+
+
+SCENARIOS = {
+    "dev": lambda: DEV,
+    "prod": lambda: PROD,
+    "cni-disabled": lambda: CNI_DISABLED,
+    "operator-file": operator_file_settings,
+}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("chart", CHART_DIRS)
+def test_every_key_set_exists_in_the_reference_chart(scenario: str, chart: str) -> None:
+    values = all_values(SCENARIOS[scenario]())[chart]
+    assert unknown_chart_keys(values, defaults(chart), CHART_KEY_RULES[chart]) == []
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_gateway_values_pass_the_gateway_charts_json_schema(scenario: str) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((CHARTS / "gateway/values.schema.json").read_text())
+    jsonschema.validate(gateway_values(SCENARIOS[scenario]()), schema)
+
+
+def test_a_misspelled_key_is_caught_at_any_depth() -> None:
+    rules = CHART_KEY_RULES["istiod"]
+    assert unknown_chart_keys({"pilot": {"cni": {"enabeld": True}}}, defaults("istiod"), rules) == ["pilot.cni.enabeld"]
+    assert unknown_chart_keys({"global": {"proxy": {"loglevel": "info"}}}, defaults("istiod"), rules) == [
+        "global.proxy.loglevel"
+    ]
+    assert unknown_chart_keys({"excludeNamespace": ["x"]}, defaults("cni"), CHART_KEY_RULES["cni"]) == [
+        "excludeNamespace"
+    ]
+    # The pre-1.24 nesting reads as a descoped prefix: `cni.excludeNamespaces` is `excludeNamespaces`.
+    assert unknown_chart_keys({"cni": {"exclude": []}}, defaults("cni"), CHART_KEY_RULES["cni"]) == ["cni.exclude"]
+    assert unknown_chart_keys({"repair": {"enabled": {"x": 1}}}, defaults("cni"), CHART_KEY_RULES["cni"]) == [
+        "repair.enabled (the chart's default is not a map)"
+    ]
+
+
+def test_free_form_and_empty_defaults_accept_any_key() -> None:
+    values = {
+        "meshConfig": {"anything": {"at": "all"}},
+        "pilot": {"env": {"ANY_VARIABLE": "1"}, "nodeSelector": {"agentpool": "system"}},
+    }
+    assert unknown_chart_keys(values, defaults("istiod"), CHART_KEY_RULES["istiod"]) == []
+
+
+def test_the_wrapper_is_lifted_and_top_level_keys_kept() -> None:
+    document = {"_internal_defaults_do_not_set": {"a": {"b": 1}}, "c": 2}
+    assert chart_defaults(document) == {"a": {"b": 1}, "c": 2}
+
+
+@pytest.mark.parametrize("chart", ["base", "cni", "gateway"])
+def test_the_global_keys_forwarded_to_each_chart_exist_in_it(chart: str) -> None:
+    assert GLOBAL_KEYS_READ_BY_CHART[chart] <= set(defaults(chart)["global"])
+
+
+def test_cni_values_always_list_the_exclusions_and_leave_chart_defaults_alone() -> None:
+    assert cni_values(IstioSettings()) == {"excludeNamespaces": list(SYSTEM_NAMESPACES)}
+    prod = cni_values(PROD)
+    assert prod["excludeNamespaces"] == [*SYSTEM_NAMESPACES, "gatekeeper-system"]
+    assert prod["chained"] is True and prod["repair"] == {"enabled": True}
+    # Only the global keys the cni chart reads reach it: the image hub/tag, not istiod's proxy settings.
+    assert prod["global"] == {
+        "hub": "myregistry.azurecr.io/istio",
+        "tag": "1.30.3-distroless",
+        "imagePullSecrets": ["acr-pull"],
+        "logAsJson": True,
+    }
+    # The chart's own default (kube-system only) would leave istio-system's pods to the plugin.
+    assert defaults("cni")["excludeNamespaces"] == ["kube-system"]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_istiod_injects_for_the_cni_exactly_when_it_is_installed(enabled: bool) -> None:
+    values = istiod_values(IstioSettings(cni=CniSettings(enabled=enabled)))
+    assert values == {"pilot": {"cni": {"enabled": enabled}}}
+
+
+def test_istiod_gets_the_pilot_global_and_mesh_config_extras() -> None:
+    values = istiod_values(PROD)
+    assert values["pilot"]["cni"] == {"enabled": True}
+    assert values["pilot"]["replicaCount"] == 2
+    assert values["global"]["proxy"]["logLevel"] == "info"
+    assert values["meshConfig"] == dict(PROD.mesh_config)
+
+
+def test_a_pilot_cni_extra_that_contradicts_the_cni_setting_is_rejected() -> None:
+    istio = IstioSettings(cni=CniSettings(enabled=True), pilot={"cni": {"enabled": False}})
+    with pytest.raises(ConfigError, match=r"pilot\.cni\.enabled.*must match.*cni\.enabled"):
+        istiod_values(istio)
+    agreeing = IstioSettings(pilot={"cni": {"enabled": True, "provider": "multus"}})
+    assert istiod_values(agreeing)["pilot"]["cni"] == {"enabled": True, "provider": "multus"}
+
+
+def test_tracing_wires_istiod_to_the_jaeger_addon() -> None:
+    mesh_config = istiod_values(DEV, tracing_mesh_config(DEV))["meshConfig"]
+    assert mesh_config["enableTracing"] is True
+    assert mesh_config["defaultProviders"] == {"tracing": ["jaeger"]}
+    (provider,) = mesh_config["extensionProviders"]
+    assert provider == {"name": "jaeger", "opentelemetry": {"service": JAEGER_OTLP_SERVICE, "port": 4317}}
+    assert tracing_mesh_config(IstioSettings()) == {}
+
+
+def test_configured_mesh_config_wins_but_keeps_the_wired_provider() -> None:
+    own = {"name": "otel", "opentelemetry": {"service": "otel.observability.svc.cluster.local", "port": 4317}}
+    istio = IstioSettings(
+        addons=AddonSettings(tracing=True),
+        mesh_config={"enableTracing": False, "extensionProviders": [own]},
+    )
+    mesh_config = istiod_values(istio, tracing_mesh_config(istio))["meshConfig"]
+    assert mesh_config["enableTracing"] is False
+    assert [p["name"] for p in mesh_config["extensionProviders"]] == ["otel", "jaeger"]
+
+
+def test_gateway_keeps_the_conventional_selector_label() -> None:
+    assert gateway_values(PROD) == {"labels": {"app": "edge", "istio": "ingressgateway"}}
+
+
+def test_base_gets_only_the_global_keys_it_reads() -> None:
+    assert base_values(IstioSettings()) == {}
+    assert base_values(PROD) == {"global": {"imagePullSecrets": ["acr-pull"]}}
+
+
+@pytest.mark.parametrize("version", ["1.24.0", "1.30.3", "1.31.0", "2.0.0"])
+def test_supported_versions(version: str) -> None:
+    check_supported_version(version)
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        ("1.23.6", "1.24 or newer"),
+        ("1.5.0", "1.24 or newer"),
+        ("1.30", "MAJOR.MINOR.PATCH"),
+        ("latest", "MAJOR"),
+    ],
+)
+def test_unsupported_versions_fail_clearly(version: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        check_supported_version(version)
+
+
+def test_addons_are_pinned_releases_in_install_order() -> None:
+    charts = addon_charts(DEV)
+    assert [(c.addon, c.chart) for c in charts] == [
+        ("prometheus", "prometheus"),
+        ("tracing", "jaeger"),
+        ("grafana", "grafana"),
+        ("kiali", "kiali-server"),
+    ]
+    for chart in charts:
+        assert chart.repository.startswith("https://")
+        assert chart.version.count(".") == 2 and all(part.isdigit() for part in chart.version.split("."))
+    assert addon_charts(IstioSettings()) == []
+
+
+def test_addons_are_wired_together() -> None:
+    by_addon = {c.addon: c.values for c in addon_charts(DEV)}
+    datasource = by_addon["grafana"]["datasources"]["datasources.yaml"]["datasources"][0]
+    assert (datasource["type"], datasource["url"]) == ("prometheus", PROMETHEUS_URL)
+    kiali = by_addon["kiali"]["external_services"]
+    assert kiali["prometheus"]["url"] == PROMETHEUS_URL
+    assert kiali["tracing"]["enabled"] is True and kiali["tracing"]["internal_url"].startswith("http://jaeger.")
+    assert kiali["grafana"]["enabled"] is True
+    assert by_addon["prometheus"]["server"]["fullnameOverride"] == "prometheus"
+    for values in by_addon.values():
+        assert "sidecar.istio.io/inject" in json.dumps(values)
+
+
+def test_kiali_without_tracing_or_grafana_does_not_look_for_them() -> None:
+    (kiali,) = addon_charts(IstioSettings(addons=AddonSettings(kiali=True)))
+    assert kiali.values["external_services"]["tracing"] == {"enabled": False}
+    assert kiali.values["external_services"]["grafana"] == {"enabled": False}
+
+
+def test_grafana_without_prometheus_has_no_datasource() -> None:
+    (grafana,) = addon_charts(IstioSettings(addons=AddonSettings(grafana=True)))
+    assert "datasources" not in grafana.values

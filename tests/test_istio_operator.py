@@ -1,0 +1,343 @@
+"""IstioOperator files: the article's file, each translated field, each refused field, conflicts, export."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.config import parse_istio
+from components.istio_operator import istio_config_from_operator, merge_operator_config, operator_manifest
+from components.settings import (
+    SYSTEM_NAMESPACES,
+    AddonSettings,
+    CniSettings,
+    ConfigError,
+    GatewaySettings,
+    IstioSettings,
+    MeshSettings,
+)
+from offline.engine import stack_config
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared/reference"
+SEED_FILE = REFERENCE / "seed/install-istio.yaml"
+SOURCE = "install-istio.yaml"
+ALL_ADDONS = {"grafana": True, "tracing": True, "kiali": True, "prometheus": True}
+
+
+def operator(spec: Mapping[str, Any], **document: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "install.istio.io/v1alpha1",
+        "kind": "IstioOperator",
+        "spec": dict(spec),
+        **document,
+    }
+
+
+def translate(spec: Mapping[str, Any], **document: Any) -> dict[str, Any]:
+    return istio_config_from_operator(operator(spec, **document), SOURCE)
+
+
+def without_file(settings: IstioSettings) -> IstioSettings:
+    return dataclasses.replace(settings, operator_file=None)
+
+
+# --- The article's file ---------------------------------------------------------------------------
+
+
+def test_the_seed_file_translates_to_the_cni_exclusions_and_all_four_addons() -> None:
+    document = yaml.safe_load(SEED_FILE.read_text())
+    assert istio_config_from_operator(document, SOURCE) == {
+        "cni": {"enabled": True, "excludeNamespaces": list(SYSTEM_NAMESPACES)},
+        "addons": ALL_ADDONS,
+    }
+
+
+def test_the_seed_file_gives_exactly_the_settings_of_the_equivalent_stack_config() -> None:
+    from_file = parse_istio({"operatorFile": str(SEED_FILE)}, Path.cwd())
+    equivalent = parse_istio(
+        {"cni": {"enabled": True, "excludeNamespaces": list(SYSTEM_NAMESPACES)}, "addons": ALL_ADDONS},
+        Path.cwd(),
+    )
+    assert from_file.operator_file == str(SEED_FILE)
+    assert without_file(from_file) == equivalent
+    assert from_file.cni == CniSettings(enabled=True, exclude_namespaces=SYSTEM_NAMESPACES)
+    assert from_file.addons == AddonSettings(grafana=True, tracing=True, kiali=True, prometheus=True)
+
+
+def test_the_dev_stack_agrees_with_the_seed_file() -> None:
+    dev_istio = stack_config("dev")["aks-istio:istio"]
+    with_file = parse_istio({**dev_istio, "operatorFile": str(SEED_FILE)}, Path.cwd())
+    assert without_file(with_file) == parse_istio(dev_istio, Path.cwd())
+
+
+# --- Fields that translate ------------------------------------------------------------------------
+
+
+def test_components_and_values_translate() -> None:
+    config = translate(
+        {
+            "profile": "default",
+            "hub": "myregistry.azurecr.io/istio",
+            "tag": "1.30.3",
+            "namespace": "istio-system",
+            "components": {
+                "base": {"enabled": True},
+                "cni": {"enabled": False, "namespace": "istio-system"},
+                "ingressGateways": [{"name": "edge", "namespace": "edge-ingress", "enabled": True}],
+                "egressGateways": [{"name": "istio-egressgateway", "enabled": False}],
+                "pilot": {
+                    "enabled": True,
+                    "k8s": {
+                        "replicaCount": 2,
+                        "hpaSpec": {"minReplicas": 2, "maxReplicas": 5},
+                        "resources": {"requests": {"cpu": "500m"}},
+                        "env": [{"name": "PILOT_TRACE_SAMPLING", "value": "10"}],
+                        "nodeSelector": {"agentpool": "system"},
+                    },
+                },
+                "telemetry": {"enabled": False},
+            },
+            "values": {
+                "cni": {
+                    "excludeNamespaces": ["istio-system", "kube-system"],
+                    "chained": False,
+                    "repair": {"enabled": False},
+                },
+                "global": {"logAsJson": True, "proxy": {"logLevel": "info"}},
+                "pilot": {"traceSampling": 10.0, "cni": {"enabled": False}},
+                "sidecarInjectorWebhook": {"rewriteAppHTTPProbe": False},
+            },
+            "meshConfig": {"accessLogFile": "/dev/stdout"},
+        }
+    )
+    assert config == {
+        "global": {
+            "hub": "myregistry.azurecr.io/istio",
+            "tag": "1.30.3",
+            "logAsJson": True,
+            "proxy": {"logLevel": "info"},
+        },
+        "cni": {
+            "enabled": False,
+            "excludeNamespaces": ["istio-system", "kube-system"],
+            "chained": False,
+            "repair": False,
+        },
+        "gateway": {"enabled": True, "name": "edge", "namespace": "edge-ingress"},
+        "pilot": {
+            "replicaCount": 2,
+            "autoscaleMin": 2,
+            "autoscaleMax": 5,
+            "resources": {"requests": {"cpu": "500m"}},
+            "env": {"PILOT_TRACE_SAMPLING": "10"},
+            "nodeSelector": {"agentpool": "system"},
+            "traceSampling": 10.0,
+            "sidecarInjectorWebhook": {"rewriteAppHTTPProbe": False},
+        },
+        "meshConfig": {"accessLogFile": "/dev/stdout"},
+    }
+
+
+def test_a_disabled_ingress_gateway_translates() -> None:
+    config = translate({"components": {"ingressGateways": [{"name": "istio-ingressgateway", "enabled": False}]}})
+    assert config == {"gateway": {"enabled": False, "name": "istio-ingressgateway"}}
+
+
+def test_pilot_cni_alone_sets_the_cni_switch() -> None:
+    assert translate({"values": {"pilot": {"cni": {"enabled": True, "provider": "default"}}}}) == {
+        "pilot": {"cni": {"provider": "default"}},
+        "cni": {"enabled": True},
+    }
+
+
+def test_the_pre_1_6_cni_switch_is_an_alias() -> None:
+    assert translate({"values": {"cni": {"enabled": True}}}) == {"cni": {"enabled": True}}
+
+
+def test_legacy_values_mesh_config_merges_with_spec_mesh_config() -> None:
+    config = translate(
+        {"meshConfig": {"accessLogFile": "/dev/stdout"}, "values": {"meshConfig": {"enableTracing": True}}}
+    )
+    assert config == {"meshConfig": {"enableTracing": True, "accessLogFile": "/dev/stdout"}}
+
+
+def test_disabled_addons_and_unknown_disabled_addons_translate() -> None:
+    config = translate({"addonComponents": {"grafana": {"enabled": False}, "istiocoredns": {"enabled": False}}})
+    assert config == {"addons": {"grafana": False}}
+
+
+# --- Fields that cannot be honoured -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        (
+            {"components": {"egressGateways": [{"name": "istio-egressgateway", "enabled": True}]}},
+            r"spec\.components\.egressGateways\[0\]",
+        ),
+        (
+            {"components": {"ingressGateways": [{"name": "a", "enabled": True}, {"name": "b", "enabled": True}]}},
+            r"spec\.components\.ingressGateways: 2 gateways",
+        ),
+        (
+            {"components": {"ingressGateways": [{"name": "a", "k8s": {"replicaCount": 3}}]}},
+            r"spec\.components\.ingressGateways\[0\]\.k8s",
+        ),
+        (
+            {"components": {"ingressGateways": [{"name": "a", "label": {"x": "y"}}]}},
+            r"spec\.components\.ingressGateways\[0\]\.label",
+        ),
+        ({"components": {"pilot": {"enabled": False}}}, r"spec\.components\.pilot\.enabled"),
+        ({"components": {"pilot": {"k8s": {"strategy": {}}}}}, r"spec\.components\.pilot\.k8s\.strategy"),
+        (
+            {"components": {"pilot": {"k8s": {"hpaSpec": {"metrics": []}}}}},
+            r"spec\.components\.pilot\.k8s\.hpaSpec\.metrics",
+        ),
+        (
+            {"components": {"pilot": {"k8s": {"env": [{"name": "A", "valueFrom": {}}]}}}},
+            r"spec\.components\.pilot\.k8s\.env\[0\]",
+        ),
+        ({"components": {"base": {"enabled": False}}}, r"spec\.components\.base\.enabled"),
+        (
+            {"components": {"cni": {"enabled": True, "namespace": "kube-system"}}},
+            r"spec\.components\.cni\.namespace",
+        ),
+        ({"components": {"cni": {"enabled": True, "k8s": {}}}}, r"spec\.components\.cni\.k8s"),
+        ({"components": {"istiodRemote": {"enabled": True}}}, r"spec\.components\.istiodRemote\.enabled"),
+        ({"components": {"ztunnel": {"enabled": True}}}, r"spec\.components\.ztunnel\.enabled"),
+        ({"components": {"cni": {"enabled": "yes"}}}, r"spec\.components\.cni\.enabled: 'yes'"),
+        ({"profile": "demo"}, r"spec\.profile: 'demo' is not supported"),
+        ({"profile": "ambient"}, r"spec\.profile"),
+        ({"revision": "1-30"}, r"spec\.revision"),
+        ({"namespace": "mesh"}, r"spec\.namespace"),
+        ({"installPackagePath": "/charts"}, r"spec\.installPackagePath"),
+        ({"values": {"cni": {"cniBinDir": "/opt/cni/bin"}}}, r"spec\.values\.cni\.cniBinDir"),
+        ({"values": {"cni": {"repair": {"deletePods": True}}}}, r"spec\.values\.cni\.repair\.deletePods"),
+        ({"values": {"gateways": {"istio-ingressgateway": {}}}}, r"spec\.values\.gateways"),
+        ({"values": {"kiali": {"enabled": True}}}, r"spec\.values\.kiali: addon chart values"),
+        ({"values": {"pilot": {"enabled": False}}}, r"spec\.values\.pilot\.enabled"),
+        ({"values": {"global": {"istioNamespace": "mesh"}}}, r"spec\.values\.global\.istioNamespace"),
+        (
+            {"components": {"cni": {"enabled": True}}, "values": {"pilot": {"cni": {"enabled": False}}}},
+            r"spec\.values\.pilot\.cni\.enabled: False contradicts",
+        ),
+        (
+            {"hub": "a.io", "values": {"global": {"hub": "b.io"}}},
+            r"spec\.values\.global\.hub: 'b\.io' contradicts 'a\.io'",
+        ),
+        ({"addonComponents": {"istiocoredns": {"enabled": True}}}, r"spec\.addonComponents\.istiocoredns"),
+        (
+            {"addonComponents": {"grafana": {"enabled": True, "k8s": {}}}},
+            r"spec\.addonComponents\.grafana\.k8s",
+        ),
+    ],
+)
+def test_a_field_that_cannot_be_honoured_fails_naming_it_and_the_file(spec: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError, match=rf"operatorFile '{SOURCE}': {field}"):
+        translate(spec)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"apiVersion": "install.istio.io/v1alpha1", "kind": "Deployment"},
+        {"apiVersion": "v1", "kind": "IstioOperator"},
+        {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator", "data": {}},
+    ],
+)
+def test_a_document_that_is_not_an_istio_operator_fails(document: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match=SOURCE):
+        istio_config_from_operator(document, SOURCE)
+
+
+# --- Merging with stack config --------------------------------------------------------------------
+
+
+def test_settings_given_in_both_places_must_agree() -> None:
+    from_file = translate(yaml.safe_load(SEED_FILE.read_text())["spec"])
+    with pytest.raises(ConfigError) as failure:
+        merge_operator_config({"cni": {"enabled": False}}, from_file, SOURCE)
+    message = str(failure.value)
+    assert "aks-istio:istio.cni.enabled" in message and "False" in message and "True" in message
+    assert SOURCE in message and "spec.components.cni.enabled" in message
+    with pytest.raises(ConfigError, match=r"addons\.kiali.*spec\.addonComponents\.kiali\.enabled"):
+        merge_operator_config({"addons": {"kiali": False}}, from_file, SOURCE)
+    with pytest.raises(ConfigError, match=r"cni\.excludeNamespaces.*spec\.values\.cni\.excludeNamespaces"):
+        merge_operator_config({"cni": {"excludeNamespaces": ["istio-system"]}}, from_file, SOURCE)
+
+
+def test_agreeing_and_complementary_settings_merge() -> None:
+    from_file = translate(yaml.safe_load(SEED_FILE.read_text())["spec"])
+    merged = merge_operator_config(
+        {"version": "1.29.2", "cni": {"enabled": True, "chained": True}, "gateway": {"enabled": False}},
+        from_file,
+        SOURCE,
+    )
+    assert merged == {
+        "version": "1.29.2",
+        "cni": {"enabled": True, "chained": True, "excludeNamespaces": list(SYSTEM_NAMESPACES)},
+        "gateway": {"enabled": False},
+        "addons": ALL_ADDONS,
+    }
+
+
+def test_a_conflict_reaches_the_stack_settings_as_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"spec\.components\.cni\.enabled"):
+        parse_istio({"operatorFile": str(SEED_FILE), "cni": {"enabled": False}}, tmp_path)
+
+
+# --- Export ---------------------------------------------------------------------------------------
+
+ROUND_TRIP = {
+    "defaults": IstioSettings(),
+    "dev": IstioSettings(addons=AddonSettings(grafana=True, tracing=True, kiali=True, prometheus=True)),
+    "prod": IstioSettings(
+        version="1.29.2",
+        cni=CniSettings(exclude_namespaces=(*SYSTEM_NAMESPACES, "gatekeeper-system"), chained=True, repair=False),
+        addons=AddonSettings(prometheus=True, kiali=True),
+        gateway=GatewaySettings(name="edge", namespace="edge-ingress"),
+        pilot={
+            "replicaCount": 2,
+            "sidecarInjectorWebhook": {"rewriteAppHTTPProbe": True},
+            "cni": {"provider": "default"},
+        },
+        global_values={"hub": "myregistry.azurecr.io/istio", "proxy": {"logLevel": "info"}},
+        mesh_config={"accessLogFile": "/dev/stdout"},
+    ),
+    "cni-disabled": IstioSettings(cni=CniSettings(enabled=False), gateway=GatewaySettings(enabled=False)),
+}
+
+
+@pytest.mark.parametrize("name", ROUND_TRIP)
+def test_export_then_import_gives_the_same_settings(name: str, tmp_path: Path) -> None:
+    settings = ROUND_TRIP[name]
+    exported = tmp_path / "istio-operator.yaml"
+    exported.write_text(operator_manifest(settings, MeshSettings(("shop",))))
+    # The Istio version is istioctl's own, not part of the file: it stays in stack config.
+    imported = parse_istio({"version": settings.version, "operatorFile": str(exported)}, tmp_path)
+    assert without_file(imported) == settings
+
+
+def test_the_export_is_the_modern_istioctl_form() -> None:
+    settings = ROUND_TRIP["dev"]
+    text = operator_manifest(settings, MeshSettings(("shop", "payments")))
+    document = yaml.safe_load(text)
+    assert (document["apiVersion"], document["kind"]) == ("install.istio.io/v1alpha1", "IstioOperator")
+    spec = document["spec"]
+    assert spec["components"]["cni"] == {"enabled": True, "namespace": "istio-system"}
+    assert spec["values"]["cni"]["excludeNamespaces"] == list(SYSTEM_NAMESPACES)
+    assert spec["values"]["pilot"]["cni"] == {"enabled": True}
+    assert spec["components"]["ingressGateways"] == [
+        {"name": "istio-ingressgateway", "namespace": "istio-ingress", "enabled": True}
+    ]
+    # istioctl no longer has addon components: they are named in a comment and an annotation.
+    assert "addonComponents" not in spec
+    assert document["metadata"]["annotations"]["aks-istio/addons"] == "grafana,tracing,kiali,prometheus"
+    assert "# enabled: grafana, tracing, kiali, prometheus" in text
+    assert "shop, payments" in text and "enforce=baseline" in text
