@@ -29,6 +29,7 @@ lint: $(BIN)/activate
 
 bench: $(BIN)/activate
 	$(BIN)/python -m benchmarks.program_bench
+	$(BIN)/python -m benchmarks.restart_bench
 
 preview: $(BIN)/activate
 	@mkdir -p state

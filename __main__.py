@@ -6,6 +6,7 @@ import pulumi
 from components.cluster import AksCluster, AksClusterArgs
 from components.config import load_settings
 from components.istio import IstioMesh, IstioMeshArgs
+from components.restart import SidecarRestart, SidecarRestartArgs
 
 settings = load_settings()
 
@@ -15,6 +16,13 @@ mesh = IstioMesh(
     "mesh",
     IstioMeshArgs(settings.istio, settings.mesh),
     pulumi.ResourceOptions(providers=[cluster.provider]),
+)
+
+# Pods pick up the new redirection mechanism only when recreated, and only once istiod injects for it.
+restart = SidecarRestart(
+    "sidecar-restart",
+    SidecarRestartArgs(cni=settings.istio.cni, options=settings.restart, kubeconfig=cluster.kubeconfig),
+    pulumi.ResourceOptions(depends_on=[r for r in (mesh.cni_release, mesh.istiod_release) if r is not None]),
 )
 
 pulumi.export("kubeconfig", cluster.kubeconfig)
@@ -29,3 +37,13 @@ pulumi.export("cniExcludeNamespaces", mesh.cni_exclude_namespaces)
 pulumi.export("meshNamespaces", mesh.mesh_namespaces)
 pulumi.export("ingressGatewayNamespace", mesh.ingress_gateway_namespace or "")
 pulumi.export("istioOperatorManifest", mesh.operator_manifest)
+pulumi.export(
+    "sidecarRestart",
+    {
+        "restarted": restart.restarted,
+        "skipped": restart.skipped,
+        "manualRestart": restart.manualRestart,
+        "fingerprint": restart.fingerprint,
+        "restartedAt": restart.restartedAt,
+    },
+)

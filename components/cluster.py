@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -32,19 +33,18 @@ class AksClusterArgs:
     settings: ClusterSettings
 
 
-def pool_profile(name: str, mode: str, pool: NodePoolSettings) -> containerservice.ManagedClusterAgentPoolProfileArgs:
-    return containerservice.ManagedClusterAgentPoolProfileArgs(
-        name=name,
-        mode=mode,
-        vm_size=pool.vm_size,
-        count=pool.count,
-        enable_auto_scaling=pool.autoscaling,
-        min_count=pool.min_count,
-        max_count=pool.max_count,
-        availability_zones=list(pool.zones) or None,
-        os_type="Linux",
-        type="VirtualMachineScaleSets",
-    )
+def pool_shape(pool: NodePoolSettings) -> dict[str, Any]:
+    """The node pool arguments shared by the cluster's system pool and a separate `AgentPool`."""
+    return {
+        "vm_size": pool.vm_size,
+        "count": pool.count,
+        "enable_auto_scaling": pool.autoscaling,
+        "min_count": pool.min_count,
+        "max_count": pool.max_count,
+        "availability_zones": list(pool.zones) or None,
+        "os_type": "Linux",
+        "type": "VirtualMachineScaleSets",
+    }
 
 
 def network_profile(plugin: str) -> containerservice.ContainerServiceNetworkProfileArgs:
@@ -92,7 +92,11 @@ class AksCluster(pulumi.ComponentResource):
             identity=containerservice.ManagedClusterIdentityArgs(
                 type=containerservice.ResourceIdentityType.SYSTEM_ASSIGNED
             ),
-            agent_pool_profiles=[pool_profile("system", "System", settings.system_pool)],
+            agent_pool_profiles=[
+                containerservice.ManagedClusterAgentPoolProfileArgs(
+                    name="system", mode="System", **pool_shape(settings.system_pool)
+                )
+            ],
             network_profile=network_profile(settings.network_plugin),
             oidc_issuer_profile=containerservice.ManagedClusterOIDCIssuerProfileArgs(enabled=True),
             security_profile=containerservice.ManagedClusterSecurityProfileArgs(
@@ -119,14 +123,7 @@ class AksCluster(pulumi.ComponentResource):
                 resource_group_name=group.name,
                 resource_name_=cluster.name,
                 mode="User",
-                vm_size=user.vm_size,
-                count=user.count,
-                enable_auto_scaling=user.autoscaling,
-                min_count=user.min_count,
-                max_count=user.max_count,
-                availability_zones=list(user.zones) or None,
-                os_type="Linux",
-                type="VirtualMachineScaleSets",
+                **pool_shape(user),
                 opts=pulumi.ResourceOptions(parent=self, ignore_changes=["count"] if user.autoscaling else []),
             )
         if settings.azure_policy:

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from offline.engine import ProgramRun, run_program, stack_config
+from components.settings import SYSTEM_NAMESPACES
+from offline.engine import ROOT, ProgramRun, is_secret_input, reveal, run_program, stack_config
 
 RESTART_TYPE = "pulumi-python:dynamic/restart:SidecarRestart"
 CNI_INPUTS = ("cniEnabled", "excludeNamespaces")
@@ -19,6 +20,11 @@ def run_with(stack: str = "dev", **changes: dict[str, Any]) -> ProgramRun:
     for name, change in changes.items():
         config[f"aks-istio:{name}"] = {**config.get(f"aks-istio:{name}", {}), **change}
     return run_program(stack, config)
+
+
+def restart_inputs(run: ProgramRun) -> dict[str, Any]:
+    (resource,) = run.of_type(RESTART_TYPE)
+    return resource.inputs
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +59,72 @@ def test_mesh_is_installed_through_the_cluster_provider(dev: ProgramRun) -> None
     on_cluster = [r for r in dev.resources if r.type.startswith("kubernetes:")]
     assert on_cluster
     assert all(r.provider.startswith(provider_urn + "::") for r in on_cluster)
+
+
+def test_restart_runs_after_the_cni_and_istiod_releases_with_a_secret_kubeconfig(dev: ProgramRun) -> None:
+    (restart,) = dev.of_type(RESTART_TYPE)
+    assert {dev.urn_of("mesh-cni"), dev.urn_of("mesh-istiod")} <= set(restart.dependencies)
+    assert is_secret_input(restart.inputs["kubeconfig"])
+    assert reveal(restart.inputs["kubeconfig"]) == dev.outputs["kubeconfig"]
+    assert restart.inputs["cniEnabled"] is True
+    assert (restart.inputs["maxConcurrent"], restart.inputs["waitForRollout"]) == (5, True)
+
+
+def test_restart_depends_on_istiod_alone_without_the_cni() -> None:
+    run = run_with(istio={"cni": {"enabled": False}}, mesh={"namespaces": ["shop"]})
+    (restart,) = run.of_type(RESTART_TYPE)
+    assert run.urn_of("mesh-istiod") in restart.dependencies
+    assert run.of_type("kubernetes:helm.sh/v3:Release") and not [r for r in run.resources if r.name == "mesh-cni"]
+    assert restart.inputs["cniEnabled"] is False
+
+
+def test_restart_cni_inputs_change_when_and_only_when_the_cni_settings_do(dev: ProgramRun) -> None:
+    baseline = {key: restart_inputs(dev)[key] for key in CNI_INPUTS}
+    unrelated = [
+        run_with(cluster={"systemPool": {"vmSize": "Standard_D8ds_v5", "count": 4}}),
+        run_with(restart={"maxConcurrent": 20, "timeoutSeconds": 120}),
+        run_with(mesh={"namespaces": ["shop", "payments", "search"]}),
+        run_with(istio={"addons": {"kiali": False}}),
+        run_with(
+            istio={"cni": {"excludeNamespaces": ["kube-public", "kube-node-lease", "kube-system", "istio-system"]}}
+        ),
+    ]
+    for run in unrelated:
+        assert {key: restart_inputs(run)[key] for key in CNI_INPUTS} == baseline
+    disabled = run_with(istio={"cni": {"enabled": False}})
+    assert restart_inputs(disabled)["cniEnabled"] is False
+    extra = run_with(
+        istio={
+            "cni": {"excludeNamespaces": ["istio-system", "kube-system", "kube-node-lease", "kube-public", "legacy"]}
+        }
+    )
+    assert "legacy" in restart_inputs(extra)["excludeNamespaces"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_each_committed_stack_composes(stack: str) -> None:
+    run = run_program(stack, stack_config(stack))
+    assert len(run.of_type(RESTART_TYPE)) == 1
+    assert len(run.of_type("aks-istio:istio:IstioMesh")) == 1
+    assert run.outputs["meshNamespaces"]
+
+
+def test_the_articles_operator_file_gives_the_same_stack_as_the_equivalent_config() -> None:
+    seed = str(ROOT.parent / "shared/reference/seed/install-istio.yaml")
+    from_file = run_program("dev", {**stack_config("dev"), "aks-istio:istio": {"operatorFile": seed}})
+    equivalent = run_program(
+        "dev",
+        {
+            **stack_config("dev"),
+            "aks-istio:istio": {
+                "cni": {"enabled": True, "excludeNamespaces": list(SYSTEM_NAMESPACES)},
+                "addons": {"grafana": True, "tracing": True, "kiali": True, "prometheus": True},
+            },
+        },
+    )
+
+    def shape(run: ProgramRun) -> list[tuple[str, str, Any]]:
+        return sorted((r.type, r.name, reveal(r.inputs)) for r in run.resources if r.type != RESTART_TYPE)
+
+    assert shape(from_file) == shape(equivalent)
+    assert from_file.outputs["cniExcludeNamespaces"] == list(SYSTEM_NAMESPACES)

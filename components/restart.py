@@ -1,0 +1,233 @@
+"""`SidecarRestart`: re-inject the running sidecar workloads when the Istio CNI setting changes.
+
+A Pulumi dynamic resource. Its inputs carry the CNI setting itself (so a preview shows which part of it
+changed), the cluster's kubeconfig as a secret, and the restart options. Only a change of the CNI setting
+(or the first create) restarts anything; a rotated kubeconfig or changed options update the state alone.
+
+This module imports only the standard library, `pulumi` and the settings: dill pickles the provider class
+by reference, so the engine's provider host re-imports this module, and it must load fast and without side
+effects. The Kubernetes client is imported inside the methods that talk to the cluster.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi.dynamic
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
+
+from components.settings import CniSettings, RestartSettings
+
+CNI_KEYS = ("cniEnabled", "excludeNamespaces")
+"""The inputs whose change re-injects sidecars."""
+OPTION_KEYS = ("kubeconfig", "maxConcurrent", "waitForRollout", "timeoutSeconds")
+"""The inputs whose change updates the state without restarting anything."""
+INPUT_KEYS = CNI_KEYS + OPTION_KEYS
+OUTPUT_KEYS = ("restarted", "skipped", "manualRestart", "fingerprint", "restartedAt")
+
+
+class SidecarRestartError(RuntimeError):
+    """The restart failed; the message says what was already restarted (a re-run skips those)."""
+
+
+def _plain(value: Any) -> Any:
+    """A value without the RPC secret envelope (the host may hand values over wrapped or not)."""
+    return rpc.unwrap_rpc_secret(value) if rpc.is_rpc_secret(value) else value
+
+
+def _known(value: Any) -> bool:
+    """False for values a preview cannot know yet (the host hands them over as `Unknown`)."""
+    return value is not None and value != rpc.UNKNOWN and not isinstance(value, Unknown)
+
+
+def _as_int(value: Any) -> int | None:
+    """Numbers cross the RPC boundary as floats; accept whole ones."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+@dataclass(frozen=True)
+class RestartInputs:
+    """The resource's inputs, typed; built from property bags that went through `check`."""
+
+    cni_enabled: bool
+    exclude_namespaces: tuple[str, ...]
+    kubeconfig: str = field(repr=False)
+    max_concurrent: int = 10
+    wait_for_rollout: bool = True
+    timeout_seconds: int = 600
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, Any]) -> RestartInputs:
+        return cls(
+            cni_enabled=bool(_plain(props["cniEnabled"])),
+            exclude_namespaces=tuple(_plain(props["excludeNamespaces"]) or ()),
+            kubeconfig=str(_plain(props["kubeconfig"])),
+            max_concurrent=_as_int(_plain(props["maxConcurrent"])) or 1,
+            wait_for_rollout=bool(_plain(props["waitForRollout"])),
+            timeout_seconds=_as_int(_plain(props["timeoutSeconds"])) or 1,
+        )
+
+
+def _check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[pulumi.dynamic.CheckFailure]]:
+    """Validate and normalise known values; unknown ones (in a preview) pass through untouched."""
+    inputs = {key: _plain(news.get(key)) for key in INPUT_KEYS}
+    failures: list[pulumi.dynamic.CheckFailure] = []
+
+    def fail(key: str, reason: str) -> None:
+        failures.append(pulumi.dynamic.CheckFailure(key, reason))
+
+    for key in INPUT_KEYS:
+        if inputs[key] is None:
+            fail(key, "is required")
+    for key in ("cniEnabled", "waitForRollout"):
+        if _known(inputs[key]) and not isinstance(inputs[key], bool):
+            fail(key, "must be true or false")
+    namespaces = inputs["excludeNamespaces"]
+    if _known(namespaces):
+        if not isinstance(namespaces, list | tuple) or not all(isinstance(ns, str) and ns for ns in namespaces):
+            fail("excludeNamespaces", "must be a list of namespace names")
+        else:
+            # Order and repetition do not change the setting; normalising keeps a reordered list from
+            # showing up as a diff.
+            inputs["excludeNamespaces"] = sorted(set(namespaces))
+    for key in ("maxConcurrent", "timeoutSeconds"):
+        if _known(inputs[key]):
+            number = _as_int(inputs[key])
+            if number is None or number < 1:
+                fail(key, "must be a whole number of at least 1")
+            else:
+                inputs[key] = number
+    kubeconfig = inputs["kubeconfig"]
+    if _known(kubeconfig):
+        if not isinstance(kubeconfig, str) or not kubeconfig.strip():
+            fail("kubeconfig", "must be a non-empty kubeconfig document")
+        else:
+            # The host does not accept secrets, so the engine sends them in clear; wrapping the value
+            # hands it back to the engine marked secret, whatever the engine infers on its own.
+            inputs["kubeconfig"] = rpc.wrap_rpc_secret(kubeconfig)
+    return inputs, failures
+
+
+def _progress(message: str) -> None:
+    # Inside the provider host there is no engine connection: pulumi.log then writes to stderr, which the
+    # engine shows as the resource's diagnostic output.
+    pulumi.log.info(f"sidecar restart: {message}")
+
+
+class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
+    """Restarts the workloads whose sidecars were injected for another CNI setting.
+
+    Holds no state, client or credential: everything comes from the property bags of each call.
+    """
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
+        inputs, failures = _check_inputs(news)
+        return pulumi.dynamic.CheckResult(inputs, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
+        changed = self.changed_keys(olds, news)
+        return pulumi.dynamic.DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
+
+    @staticmethod
+    def changed_keys(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+        return [key for key in INPUT_KEYS if _plain(olds.get(key)) != _plain(news.get(key))]
+
+    def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
+        # The first install on a running cluster is the article's case: restart what needs it.
+        outs = self._restart(props)
+        return pulumi.dynamic.CreateResult(id_=f"sidecar-restart-{uuid.uuid4().hex[:12]}", outs=outs)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.UpdateResult:
+        if any(_plain(olds.get(key)) != _plain(news.get(key)) for key in CNI_KEYS):
+            return pulumi.dynamic.UpdateResult(outs=self._restart(news))
+        carried = {key: _plain(olds.get(key)) for key in OUTPUT_KEYS}
+        return pulumi.dynamic.UpdateResult(outs={**self._inputs_out(news), **carried})
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        # Removing the resource leaves the workloads as they are: nothing to undo.
+        return None
+
+    @staticmethod
+    def _inputs_out(props: Mapping[str, Any]) -> dict[str, Any]:
+        outs = {key: _plain(props.get(key)) for key in INPUT_KEYS}
+        outs["kubeconfig"] = rpc.wrap_rpc_secret(outs["kubeconfig"])
+        return outs
+
+    def _restart(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        from components import restart_kube  # heavy: only where the cluster is needed
+
+        inputs = RestartInputs.from_props(props)
+        request = restart_kube.RestartRequest(
+            kubeconfig=inputs.kubeconfig,
+            cni_enabled=inputs.cni_enabled,
+            exclude_namespaces=inputs.exclude_namespaces,
+            max_concurrent=inputs.max_concurrent,
+            wait_for_rollout=inputs.wait_for_rollout,
+            timeout_seconds=inputs.timeout_seconds,
+        )
+        try:
+            outcome = restart_kube.run_restart(request, _progress)
+        except restart_kube.RestartError as exc:
+            raise SidecarRestartError(f"sidecar restart failed: {exc}") from exc
+        return {
+            **self._inputs_out(props),
+            "restarted": list(outcome.restarted),
+            "skipped": outcome.skipped,
+            "manualRestart": outcome.manual_restart,
+            "fingerprint": outcome.fingerprint,
+            "restartedAt": outcome.restarted_at,
+        }
+
+
+@dataclass(frozen=True)
+class SidecarRestartArgs:
+    cni: CniSettings
+    """The CNI setting the mesh is installed with; its change triggers the restart."""
+    options: RestartSettings
+    """Concurrency, waiting and timeout of the restart."""
+    kubeconfig: pulumi.Input[str]
+    """Kubeconfig of the cluster (a secret Output in practice; made secret here in any case)."""
+
+
+class SidecarRestart(pulumi.dynamic.Resource, module="restart", name="SidecarRestart"):
+    """Restarts the sidecar workloads whose traffic redirection does not match the CNI setting.
+
+    Outputs: `restarted` (`Kind/namespace/name` of each workload restarted), `skipped` and `manualRestart`
+    (`{reason: [Kind/namespace/name, ...]}`), `fingerprint` (of the CNI setting), `restartedAt` (RFC 3339).
+    """
+
+    cniEnabled: pulumi.Output[bool]  # noqa: N815 - property names are the resource's camelCase schema
+    excludeNamespaces: pulumi.Output[list[str]]  # noqa: N815
+    kubeconfig: pulumi.Output[str]
+    maxConcurrent: pulumi.Output[int]  # noqa: N815
+    waitForRollout: pulumi.Output[bool]  # noqa: N815
+    timeoutSeconds: pulumi.Output[int]  # noqa: N815
+    restarted: pulumi.Output[list[str]]
+    skipped: pulumi.Output[dict[str, list[str]]]
+    manualRestart: pulumi.Output[dict[str, list[str]]]  # noqa: N815
+    fingerprint: pulumi.Output[str]
+    restartedAt: pulumi.Output[str]  # noqa: N815
+
+    def __init__(self, name: str, args: SidecarRestartArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        props: dict[str, Any] = {
+            "cniEnabled": args.cni.enabled,
+            "excludeNamespaces": sorted(set(args.cni.exclude_namespaces)),
+            "kubeconfig": pulumi.Output.secret(args.kubeconfig),
+            "maxConcurrent": args.options.max_concurrent,
+            "waitForRollout": args.options.wait_for_rollout,
+            "timeoutSeconds": args.options.timeout_seconds,
+            **dict.fromkeys(OUTPUT_KEYS),
+        }
+        secret_outputs = pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"])
+        super().__init__(SidecarRestartProvider(), name, props, pulumi.ResourceOptions.merge(opts, secret_outputs))
