@@ -31,12 +31,15 @@ bench: $(BIN)/activate
 	$(BIN)/python -m benchmarks.program_bench
 	$(BIN)/python -m benchmarks.restart_bench
 
+# `stack select --create` makes the first run on a new backend work; it is a no-op afterwards.
 preview: $(BIN)/activate
 	@mkdir -p state
+	pulumi stack select --create $(STACK)
 	pulumi preview --stack $(STACK) --diff
 
 up: $(BIN)/activate
 	@mkdir -p state
+	pulumi stack select --create $(STACK)
 	pulumi up --stack $(STACK)
 
 clean:

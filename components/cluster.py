@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,11 @@ def pool_shape(pool: NodePoolSettings) -> dict[str, Any]:
     }
 
 
+def dns_prefix(cluster_name: str) -> str:
+    """AKS's DNS prefix allows letters, digits and '-' (at most 54), where a cluster name may hold '_'."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", cluster_name)[:54].strip("-")
+
+
 def network_profile(plugin: str) -> containerservice.ContainerServiceNetworkProfileArgs:
     if plugin == "azure-overlay":
         return containerservice.ContainerServiceNetworkProfileArgs(
@@ -87,7 +93,7 @@ class AksCluster(pulumi.ComponentResource):
             resource_name_=settings.name,
             resource_group_name=group.name,
             location=settings.location,
-            dns_prefix=settings.name,
+            dns_prefix=dns_prefix(settings.name),
             kubernetes_version=settings.kubernetes_version,
             identity=containerservice.ManagedClusterIdentityArgs(
                 type=containerservice.ResourceIdentityType.SYSTEM_ASSIGNED

@@ -16,6 +16,7 @@ import yaml
 
 from components.helm_values import pilot_cni_conflict
 from components.settings import (
+    DEFAULT_ISTIO_VERSION,
     SYSTEM_NAMESPACES,
     AddonSettings,
     ClusterSettings,
@@ -41,10 +42,15 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")
 _RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
 _VM_SIZE = re.compile(r"^Standard_[A-Za-z0-9_]+$")
+_RELEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
 _K8S_VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
 _ISTIO_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 
 T = TypeVar("T")
+
+
+def _default_if_unset(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def _show(value: Any) -> str:
@@ -167,6 +173,10 @@ def _node_pool(section: Section, default: NodePoolSettings | None, minimum_count
     count = section.integer("count", base.count, minimum_count, 1000)
     min_count = section.integer("minCount", None, minimum_count, 1000)
     max_count = section.integer("maxCount", None, max(minimum_count, 1), 1000)
+    raw_zones = section.get("zones")
+    if isinstance(raw_zones, list):
+        # `pulumi config set --path ...zones[0] 1` stores a number; a zone is the same either way.
+        section.raw = {**section.raw, "zones": [str(z) if type(z) is int else z for z in raw_zones]}
     zones = section.names("zones", (), re.compile(r"^[123]$"), "availability zones '1', '2' or '3'")
     assert count is not None
     if (min_count is None) != (max_count is None):
@@ -198,6 +208,27 @@ def _tags(section: Section) -> dict[str, str]:
     return tags
 
 
+def _preexisting(namespace: str) -> bool:
+    """Namespaces every cluster already has (or AKS manages): the program cannot create them."""
+    return namespace == "default" or namespace.startswith("kube-") or namespace == "gatekeeper-system"
+
+
+def _check_version_against_channel(section: Section, version: str | None, channel: str) -> None:
+    """AKS moves the version on these channels; a pinned one would show as a downgrade in every preview."""
+    if version is None:
+        return
+    if channel in ("stable", "rapid"):
+        raise ConfigError(
+            f"{section.path('kubernetesVersion')}: '{version}' is not allowed with autoUpgradeChannel '{channel}', "
+            "which upgrades minor versions; leave kubernetesVersion unset, or use the channel patch, node-image or none"
+        )
+    if channel == "patch" and version.count(".") == 2:
+        raise ConfigError(
+            f"{section.path('kubernetesVersion')}: '{version}' is not allowed with autoUpgradeChannel 'patch', "
+            "which upgrades patch versions; give MAJOR.MINOR (e.g. '1.33'), or use the channel node-image or none"
+        )
+
+
 def parse_cluster(raw: Any, stack: str, location: str | None) -> ClusterSettings:
     if not location:
         raise ConfigError("azure-native:location: not set; expected an Azure region such as westeurope")
@@ -215,9 +246,20 @@ def parse_cluster(raw: Any, stack: str, location: str | None) -> ClusterSettings
             _RESOURCE_GROUP,
             "1-90 letters, digits, '-', '_', '.', '(' or ')', not ending with '.'",
         )
+        for key, value, pattern in (
+            ("name", name, _CLUSTER_NAME),
+            ("resourceGroupName", resource_group, _RESOURCE_GROUP),
+        ):
+            if not pattern.match(value):
+                raise ConfigError(
+                    f"{section.path(key)}: the default '{value}', made from the stack name '{stack}', is not a valid "
+                    f"name; set {section.path(key)} explicitly"
+                )
         version = section.optional_string(
             "kubernetesVersion", _K8S_VERSION, "a Kubernetes version MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. 1.33"
         )
+        channel = section.choice("autoUpgradeChannel", "patch", UPGRADE_CHANNELS)
+        _check_version_against_channel(section, version, channel)
         with _reading(section.path("systemPool"), section.get("systemPool")) as pool:
             system_pool = _node_pool(pool, None, minimum_count=1)
         user_pool = None
@@ -233,7 +275,7 @@ def parse_cluster(raw: Any, stack: str, location: str | None) -> ClusterSettings
             kubernetes_version=version,
             user_pool=user_pool,
             network_plugin=section.choice("networkPlugin", "azure-overlay", NETWORK_PLUGINS),
-            auto_upgrade_channel=section.choice("autoUpgradeChannel", "patch", UPGRADE_CHANNELS),
+            auto_upgrade_channel=channel,
             azure_policy=section.boolean("azurePolicy", False),
             tags=_tags(section),
         )
@@ -282,7 +324,9 @@ def parse_istio(raw: Any, root: Path) -> IstioSettings:
         raw = merge_operator_config(stack_values, from_file, operator_file)
 
     def build(section: Section) -> IstioSettings:
-        version = check_istio_version(section.path("version"), section.get("version") or "1.30.3")
+        version = check_istio_version(
+            section.path("version"), _default_if_unset(section.get("version"), DEFAULT_ISTIO_VERSION)
+        )
         section.get("operatorFile")
         with _reading(section.path("cni"), section.get("cni")) as cni_section:
             cni = CniSettings(
@@ -311,9 +355,15 @@ def parse_istio(raw: Any, root: Path) -> IstioSettings:
         with _reading(section.path("gateway"), section.get("gateway")) as gateway_section:
             gateway = GatewaySettings(
                 enabled=gateway_section.boolean("enabled", defaults.enabled),
-                name=gateway_section.string("name", defaults.name, _DNS_LABEL, "a DNS label"),
+                name=gateway_section.string(
+                    "name", defaults.name, _RELEASE_NAME, "a DNS label of at most 53 characters (a Helm release name)"
+                ),
                 namespace=gateway_section.string("namespace", defaults.namespace, _DNS_LABEL, "a namespace name"),
             )
+            if gateway.enabled and _preexisting(gateway.namespace):
+                raise gateway_section.fail(
+                    "namespace", gateway.namespace, "a namespace of its own or istio-system (the program creates it)"
+                )
         settings = IstioSettings(
             version=version,
             cni=cni,
@@ -337,8 +387,11 @@ def parse_mesh(raw: Any, istio: IstioSettings) -> MeshSettings:
         namespaces = section.names("namespaces", (), _DNS_LABEL, "namespace names (DNS labels)")
         key = section.path("namespaces")
         for namespace in namespaces:
-            if namespace in SYSTEM_NAMESPACES or namespace.startswith("kube-"):
-                raise ConfigError(f"{key}: '{namespace}' is not allowed; system namespaces cannot join the mesh")
+            if namespace in SYSTEM_NAMESPACES or _preexisting(namespace):
+                raise ConfigError(
+                    f"{key}: '{namespace}' is not allowed; expected an application namespace of its own "
+                    "(the program creates each one; system namespaces and `default` cannot join the mesh)"
+                )
             if namespace in istio.cni.exclude_namespaces:
                 raise ConfigError(
                     f"{key}: '{namespace}' is not allowed; it is also in {PROJECT}:istio.cni.excludeNamespaces, "
@@ -381,8 +434,14 @@ def parse_settings(
             f"{PROJECT}:istio, {PROJECT}:mesh, {PROJECT}:restart"
         )
     istio = parse_istio(objects.get("istio"), root or Path.cwd())
+    cluster = parse_cluster(objects.get("cluster"), stack, location)
+    if cluster.azure_policy and not istio.cni.enabled:
+        raise ConfigError(
+            f"{PROJECT}:cluster.azurePolicy: true is not allowed with {PROJECT}:istio.cni.enabled false; the policy "
+            "denies NET_ADMIN/NET_RAW, which the istio-init container of every sidecar pod needs without the CNI"
+        )
     return StackSettings(
-        cluster=parse_cluster(objects.get("cluster"), stack, location),
+        cluster=cluster,
         istio=istio,
         mesh=parse_mesh(objects.get("mesh"), istio),
         restart=parse_restart(objects.get("restart")),

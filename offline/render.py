@@ -85,6 +85,40 @@ def as_json(run: ProgramRun) -> str:
     return json.dumps({"stack": run.stack, "resources": resources, "outputs": _outputs(run)}, indent=2, sort_keys=True)
 
 
+def in_dependency_order(siblings: list[RecordedResource], run: ProgramRun) -> list[RecordedResource]:
+    """Siblings in the order they are applied (what they or their children need first), ties by name.
+
+    Registration order varies from run to run (the SDK registers asynchronously); this order does not,
+    so two plans of the same program are byte-identical.
+    """
+    by_urn = {r.urn: r for r in run.resources}
+    sibling_urns = {r.urn for r in siblings}
+
+    def sibling_of(urn: str) -> str | None:
+        while urn and urn not in sibling_urns:
+            urn = by_urn[urn].parent if urn in by_urn else ""
+        return urn or None
+
+    def needs(resource: RecordedResource) -> set[str]:
+        subtree = [r for r in run.resources if sibling_of(r.urn) == resource.urn]
+        wanted = {d for r in subtree for d in r.dependencies} | {
+            r.provider.rsplit("::", 1)[0] for r in subtree if r.provider
+        }
+        return {s for s in map(sibling_of, wanted) if s and s != resource.urn}
+
+    pending = sorted(siblings, key=lambda r: r.name)
+    requirements = {r.urn: needs(r) for r in pending}
+    done: set[str] = set()
+    ordered: list[RecordedResource] = []
+    while pending:
+        # A Pulumi program has no dependency cycle; should one appear, fall back to name order.
+        ready = next((r for r in pending if requirements[r.urn] <= done), pending[0])
+        pending.remove(ready)
+        done.add(ready.urn)
+        ordered.append(ready)
+    return ordered
+
+
 def as_text(run: ProgramRun) -> str:
     lines = [
         f"aks-istio: offline plan of stack '{run.stack}' ({len(run.resources)} resources)",
@@ -97,7 +131,7 @@ def as_text(run: ProgramRun) -> str:
     for resource in run.resources:
         children.setdefault(resource.parent, []).append(resource)
     known = {r.urn for r in run.resources}
-    roots = [r for r in run.resources if r.parent not in known]
+    roots = in_dependency_order([r for r in run.resources if r.parent not in known], run)
 
     def emit(resource: RecordedResource, depth: int) -> None:
         pad = "    " * depth
@@ -106,7 +140,7 @@ def as_text(run: ProgramRun) -> str:
         if resource.provider and not resource.type.startswith("pulumi:providers:"):
             details["provider"] = _provider_name(resource.provider)
         if resource.dependencies:
-            details["dependsOn"] = [_urn_name(urn) for urn in resource.dependencies]
+            details["dependsOn"] = sorted(_urn_name(urn) for urn in resource.dependencies)
         if resource.options.get("ignoreChanges"):
             details["ignoreChanges"] = resource.options["ignoreChanges"]
         inputs = _inputs(resource)
@@ -115,7 +149,7 @@ def as_text(run: ProgramRun) -> str:
         if details:
             body = _yaml(details)
             lines.extend(f"{pad}      {line}" for line in body.rstrip().splitlines())
-        for child in children.get(resource.urn, []):
+        for child in in_dependency_order(children.get(resource.urn, []), run):
             emit(child, depth + 1)
 
     for root in roots:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -99,3 +100,13 @@ def test_azure_policy_denies_net_admin_outside_system_namespaces(runs: dict[str,
     assert "NET_BIND_SERVICE" in parameters["allowedCapabilities"]
     assert {"istio-system", "kube-system", "kube-node-lease", "kube-public"} <= set(parameters["excludedNamespaces"])
     assert not {"shop", "payments", "checkout"} & set(parameters["excludedNamespaces"])
+
+
+def test_dns_prefix_is_derived_within_azures_rules() -> None:
+    from components.cluster import dns_prefix
+
+    azure_rule = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,52}[A-Za-z0-9])?$")
+    assert dns_prefix("aks-istio-dev") == "aks-istio-dev"
+    assert dns_prefix("aks_prod") == "aks-prod"
+    for name in ("a" * 53 + "_" + "b" * 9, "x" * 63, "team_a_cluster_" + "z" * 40):
+        assert azure_rule.match(dns_prefix(name)), name

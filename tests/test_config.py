@@ -99,6 +99,42 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
         ["'istio-ingress'", "gateway"],
     ),
     ("unknown addon", {"istio": {"addons": {"jaeger": True}}}, ["addons.jaeger", "unknown setting"]),
+    (
+        "mesh namespace that already exists",
+        {"mesh": {"namespaces": ["default"]}},
+        ["mesh.namespaces", "'default'", "application namespace of its own"],
+    ),
+    (
+        "gateway in a kube namespace",
+        {"istio": {"gateway": {"namespace": "kube-public"}}},
+        ["gateway.namespace", "'kube-public'", "namespace of its own or istio-system"],
+    ),
+    (
+        "gateway name too long for a Helm release",
+        {"istio": {"gateway": {"name": "g" * 54}}},
+        ["gateway.name", "at most 53 characters"],
+    ),
+    ("empty istio version", {"istio": {"version": ""}}, ["istio.version", "''", "MAJOR.MINOR.PATCH"]),
+    (
+        "pinned version on a channel that upgrades minors",
+        {"cluster": {"kubernetesVersion": "1.33", "autoUpgradeChannel": "rapid"}},
+        ["kubernetesVersion", "'1.33'", "autoUpgradeChannel 'rapid'", "leave kubernetesVersion unset"],
+    ),
+    (
+        "pinned patch version on the patch channel",
+        {"cluster": {"kubernetesVersion": "1.33.2"}},
+        ["kubernetesVersion", "'1.33.2'", "autoUpgradeChannel 'patch'", "MAJOR.MINOR"],
+    ),
+    (
+        "Azure Policy denying istio-init without the CNI",
+        {"cluster": {"azurePolicy": True}, "istio": {"cni": {"enabled": False}}},
+        ["cluster.azurePolicy", "cni.enabled false", "istio-init"],
+    ),
+    (
+        "pilot.cni.enabled contradicting cni.enabled",
+        {"istio": {"pilot": {"cni": {"enabled": False}}}},
+        ["istio.pilot.cni.enabled", "False", "must match"],
+    ),
     ("zero concurrency", {"restart": {"maxConcurrent": 0}}, ["restart.maxConcurrent", "0", "from 1 to 100"]),
     ("negative timeout", {"restart": {"timeoutSeconds": -5}}, ["restart.timeoutSeconds", "-5"]),
     ("unknown top-level object", {"clusters": {}}, ["aks-istio:clusters", "unknown setting"]),
@@ -113,6 +149,20 @@ def test_bad_input_fails_with_a_message_naming_key_value_and_allowed(
         settings_of(objects)
     for fragment in fragments:
         assert fragment in str(failure.value), f"{case}: {fragment!r} not in {failure.value}"
+
+
+def test_zones_given_as_numbers_are_zones() -> None:
+    settings = settings_of({"cluster": {"systemPool": {"zones": [1, 2, "3"]}}})
+    assert settings.cluster.system_pool.zones == ("1", "2", "3")
+
+
+def test_default_names_from_an_odd_stack_name_fail_clearly() -> None:
+    with pytest.raises(ConfigError, match=r"cluster\.name: the default 'aks-istio-dev\.eu', made from the stack name"):
+        settings_of({}, stack="dev.eu")
+    assert (
+        settings_of({"cluster": {"name": "aks-eu"}}, stack="dev.eu").cluster.resource_group_name
+        == "rg-aks-istio-dev.eu"
+    )
 
 
 def test_missing_location_is_named() -> None:

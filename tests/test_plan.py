@@ -31,6 +31,14 @@ def test_text_plan_shows_the_tree_hides_secrets_and_says_what_is_unknown(stack: 
     assert "offline-placeholder-token" not in text and "apiVersion: v1\nclusters" not in text
 
 
+def test_text_plan_is_byte_identical_across_runs_and_in_install_order() -> None:
+    first, again = plan("--stack", "prod"), plan("--stack", "prod")
+    assert first.stdout == again.stdout
+    order = [line.split()[-1] for line in first.stdout.splitlines() if line.lstrip().startswith("+ ")]
+    assert order.index("platform-k8s") < order.index("mesh") < order.index("sidecar-restart")
+    assert order.index("mesh-base") < order.index("mesh-cni") < order.index("mesh-istiod") < order.index("mesh-gateway")
+
+
 def test_json_plan_is_stable_for_diffs_and_differs_between_stacks() -> None:
     first, again, prod = plan("--format", "json"), plan("--format", "json"), plan("--stack", "prod", "--format", "json")
     assert first.returncode == 0, first.stderr
