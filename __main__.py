@@ -22,7 +22,12 @@ mesh = IstioMesh(
 restart = SidecarRestart(
     "sidecar-restart",
     SidecarRestartArgs(cni=settings.istio.cni, options=settings.restart, kubeconfig=cluster.kubeconfig),
-    pulumi.ResourceOptions(depends_on=[r for r in (mesh.cni_release, mesh.istiod_release) if r is not None]),
+    pulumi.ResourceOptions(
+        depends_on=[
+            *(release for release in (mesh.cni_release, mesh.istiod_release) if release is not None),
+            *mesh.application_namespaces,  # their Pod Security level must already admit the new pods
+        ]
+    ),
 )
 
 pulumi.export("kubeconfig", cluster.kubeconfig)

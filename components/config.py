@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from components.helm_values import pilot_cni_conflict
+from components.helm_values import pilot_cni_conflict, unknown_extra_keys
 from components.settings import (
     DEFAULT_ISTIO_VERSION,
     SYSTEM_NAMESPACES,
@@ -377,6 +377,17 @@ def parse_istio(raw: Any, root: Path) -> IstioSettings:
         conflict = pilot_cni_conflict(settings)
         if conflict:
             raise ConfigError(conflict)
+        tag = settings.global_values.get("tag")
+        if tag is not None and tag != version:
+            # Charts and images move together; an image variant has its own key.
+            raise ConfigError(
+                f"{section.path('global.tag')}: {_show(tag)} is not allowed; the images follow "
+                f"{section.path('version')} ('{version}'): leave it out, and put a variant such as distroless "
+                f"in {section.path('global.variant')}"
+            )
+        unknown = unknown_extra_keys(settings)
+        if unknown:
+            raise ConfigError("; ".join(unknown))
         return settings
 
     return _build(f"{PROJECT}:istio", raw, build)

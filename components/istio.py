@@ -1,7 +1,9 @@
 """IstioMesh: Istio from its Helm charts, with the CNI plugin, on the cluster the Provider points at.
 
 Install order, each step waiting for the previous one: `base` (CRDs) -> `cni` (the node agent, when
-enabled) -> `istiod` -> the ingress `gateway`; then the application namespaces and the addons.
+enabled) -> `istiod` -> the ingress `gateway`; then the addons. The application namespaces follow
+istiod when the CNI is enabled and precede it when not, so their Pod Security label never rejects
+what istiod injects.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class IstioMesh(pulumi.ComponentResource):
     istiod_release: helm.Release
     gateway_release: helm.Release | None
     addon_releases: dict[str, helm.Release]
+    application_namespaces: list[core.Namespace]
+    """The `mesh.namespaces`, whose Pod Security label changes with the CNI setting."""
     cni_enabled: bool
     cni_exclude_namespaces: list[str]
     mesh_namespaces: pulumi.Output[list[str]]
@@ -119,15 +123,35 @@ class IstioMesh(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
             )
 
+        def application_namespaces(after: Sequence[pulumi.Resource]) -> list[core.Namespace]:
+            labels = application_namespace_labels(istio.cni.enabled)
+            return [
+                core.Namespace(
+                    f"{name}-ns-{namespace}",
+                    metadata={"name": namespace, "labels": dict(labels)},
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+                )
+                for namespace in mesh.namespaces
+            ]
+
         self.base_release = release("base", "istio-base", "base", values["base"], [system_namespace])
-        previous: helm.Release = self.base_release
+        previous: list[pulumi.Resource] = [self.base_release]
         self.cni_release = None
         if istio.cni.enabled:
             # Before istiod: pods injected for the CNI would start without traffic redirection if
             # the node agent weren't there yet.
-            self.cni_release = release("cni", "istio-cni", "cni", values["cni"], [previous])
-            previous = self.cni_release
-        self.istiod_release = release("istiod", "istiod", "istiod", values["istiod"], [previous])
+            self.cni_release = release("cni", "istio-cni", "cni", values["cni"], previous)
+            previous = [self.cni_release]
+            self.istiod_release = release("istiod", "istiod", "istiod", values["istiod"], previous)
+            # `baseline` is enforced only once istiod injects without istio-init (CNI turned on);
+            # before that, a pod injected with istio-init would be rejected.
+            self.application_namespaces = application_namespaces([self.istiod_release])
+        else:
+            # The other way round when the CNI is turned off: `baseline` is lifted before istiod
+            # starts adding istio-init (NET_ADMIN/NET_RAW), which it would otherwise reject.
+            self.application_namespaces = application_namespaces([])
+            after_namespaces = [*previous, *self.application_namespaces]
+            self.istiod_release = release("istiod", "istiod", "istiod", values["istiod"], after_namespaces)
 
         self.gateway_release = None
         self.ingress_gateway_namespace = None
@@ -157,18 +181,9 @@ class IstioMesh(pulumi.ComponentResource):
                 namespace=istio.gateway.namespace,
             )
 
-        labels = application_namespace_labels(istio.cni.enabled)
-        # After istiod: once `baseline` is enforced, a pod injected by an istiod that still adds
-        # istio-init would be rejected.
-        app_namespaces = [
-            core.Namespace(
-                f"{name}-ns-{namespace}",
-                metadata={"name": namespace, "labels": dict(labels)},
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.istiod_release]),
-            )
-            for namespace in mesh.namespaces
-        ]
-        self.mesh_namespaces = pulumi.Output.all(*[ns.metadata.apply(lambda m: str(m.name)) for ns in app_namespaces])
+        self.mesh_namespaces = pulumi.Output.all(
+            *[ns.metadata.apply(lambda m: str(m.name)) for ns in self.application_namespaces]
+        )
 
         self.addon_releases = {}
         for addon in addons:

@@ -9,11 +9,13 @@ istioctl the manifest equivalent to a stack's settings.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
+from components.helm_values import MINIMUM_ISTIO_VERSION
 from components.settings import ISTIO_NAMESPACE, ConfigError, IstioSettings, MeshSettings
 
 API_VERSION = "install.istio.io/v1alpha1"
@@ -37,6 +39,11 @@ _PILOT_K8S_VALUES = {
     "podAnnotations": "podAnnotations",
 }
 _PILOT_HPA_VALUES = {"minReplicas": "autoscaleMin", "maxReplicas": "autoscaleMax"}
+
+_RELEASE_TAG = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+
+# Lists compared as sets when the file and stack config both give them: their order means nothing.
+_UNORDERED_LISTS = frozenset({"cni.excludeNamespaces"})
 
 
 class _Reader:
@@ -146,12 +153,38 @@ def _read_install_options(spec: Mapping[str, Any], config: dict[str, Any], reade
     namespace = spec.get("namespace")
     if namespace not in (None, ISTIO_NAMESPACE):
         raise reader.error("spec.namespace", f"{namespace!r} is not supported; Istio is installed in {ISTIO_NAMESPACE}")
-    for key in ("hub", "tag"):
-        if spec.get(key) is not None:
-            _put(config, f"global.{key}", spec[key], reader, f"spec.{key}")
+    if spec.get("hub") is not None:
+        _put(config, "global.hub", spec["hub"], reader, "spec.hub")
+    if spec.get("tag") is not None:
+        _read_tag(spec["tag"], config, reader, "spec.tag")
+
+
+def _read_tag(tag: Any, config: dict[str, Any], reader: _Reader, path: str) -> None:
+    """An IstioOperator `tag` (the images istioctl installs) becomes the Istio version here.
+
+    Charts and images move together: as `global.tag` it would pin the images while the charts
+    follow `version`, e.g. 1.5.0 proxies injected by a 1.30 istiod.
+    """
+    match = _RELEASE_TAG.match(tag) if isinstance(tag, str) else None
+    if match is None:
+        raise reader.error(
+            path,
+            f"{tag!r} is not supported; expected an Istio release MAJOR.MINOR.PATCH (it sets {CONFIG_KEY}.version). "
+            "An image variant such as 1.30.3-distroless goes in spec.values.global.variant (e.g. distroless)",
+        )
+    if (int(match[1]), int(match[2])) < MINIMUM_ISTIO_VERSION:
+        raise reader.error(
+            path,
+            f"{tag!r} is not supported; it sets {CONFIG_KEY}.version, and this program installs Istio 1.24 or "
+            "newer (set the release to install here, or remove it and set the version in stack config)",
+        )
+    _put(config, "version", tag, reader, path)
 
 
 def _read_components(components: Mapping[str, Any], config: dict[str, Any], reader: _Reader) -> None:
+    if "ingressGateways" not in components:
+        # The default profile installs one ingress gateway, in istio-system: keep it where it is.
+        _read_ingress_gateways([{}], config, reader)
     for name, raw in components.items():
         path = f"spec.components.{name}"
         if name == "cni":
@@ -221,12 +254,18 @@ def _read_ingress_gateways(raw: Any, config: dict[str, Any], reader: _Reader) ->
             ("name", "namespace", "enabled"),
             "not supported; only name, namespace and enabled map to the gateway chart",
         )
+        enabled = True
         if gateway.get("enabled") is not None:
             enabled = reader.boolean(gateway["enabled"], f"{entry_path}.enabled")
             _put(config, "gateway.enabled", enabled, reader, f"{entry_path}.enabled")
-        for key in ("name", "namespace"):
-            if gateway.get(key) is not None:
-                _put(config, f"gateway.{key}", gateway[key], reader, f"{entry_path}.{key}")
+        if gateway.get("name") is not None:
+            _put(config, "gateway.name", gateway["name"], reader, f"{entry_path}.name")
+        if gateway.get("namespace") is not None:
+            _put(config, "gateway.namespace", gateway["namespace"], reader, f"{entry_path}.namespace")
+        elif enabled:
+            # Where istioctl puts it. Anywhere else the gateway's Service, and with it the
+            # LoadBalancer IP, would be replaced, and its TLS secrets would sit in the wrong namespace.
+            _put(config, "gateway.namespace", ISTIO_NAMESPACE, reader, f"{entry_path}.namespace")
 
 
 def _read_pilot_component(pilot: Mapping[str, Any], config: dict[str, Any], reader: _Reader) -> None:
@@ -288,7 +327,9 @@ def _read_values(values: Mapping[str, Any], config: dict[str, Any], reader: _Rea
                     f"{path}.istioNamespace",
                     f"{namespace!r} is not supported; Istio is installed in {ISTIO_NAMESPACE}",
                 )
-            _merge_into(config, "global", section, reader, path)
+            if "tag" in section:
+                _read_tag(section["tag"], config, reader, f"{path}.tag")
+            _merge_into(config, "global", {k: v for k, v in section.items() if k != "tag"}, reader, path)
         elif key == "pilot":
             _read_pilot_values(section, config, reader)
         elif key in _ISTIOD_TOP_LEVEL_SECTIONS:
@@ -424,6 +465,8 @@ def _file_field(dotted: str) -> str:
         "global": "spec.values.global",
         "meshConfig": "spec.meshConfig",
         "cni": "spec.values.cni",
+        "version": "spec.tag or spec.values.global.tag",
+        "gateway.namespace": "spec.components.ingressGateways[0].namespace; istio-system when left out",
     }
     if dotted in fields:
         return fields[dotted]
@@ -447,6 +490,8 @@ def _merge(stack: Mapping[str, Any], from_file: Mapping[str, Any], source: str, 
         stack_value = stack[key]
         if isinstance(stack_value, Mapping) and isinstance(file_value, Mapping):
             merged[key] = _merge(stack_value, file_value, source, f"{dotted}.")
+        elif dotted in _UNORDERED_LISTS and _same_members(stack_value, file_value):
+            continue  # the stack config's order is kept
         elif stack_value != file_value:
             raise ConfigError(
                 f"{CONFIG_KEY}.{dotted}: the stack config sets {stack_value!r} but the operator file "
@@ -454,6 +499,13 @@ def _merge(stack: Mapping[str, Any], from_file: Mapping[str, Any], source: str, 
                 "set it in one place or make them agree"
             )
     return merged
+
+
+def _same_members(stack_value: Any, file_value: Any) -> bool:
+    names = [stack_value, file_value]
+    if not all(isinstance(value, list) and all(isinstance(name, str) for name in value) for value in names):
+        return False
+    return set(stack_value) == set(file_value)
 
 
 # --- Writing ------------------------------------------------------------------------------------

@@ -135,6 +135,21 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
         {"istio": {"pilot": {"cni": {"enabled": False}}}},
         ["istio.pilot.cni.enabled", "False", "must match"],
     ),
+    (
+        "istiod value that is not a chart key",
+        {"istio": {"pilot": {"autoscaleEnabeld": False}}},
+        ["aks-istio:istio.pilot.autoscaleEnabeld", "not a key of the Istio 1.30.3 chart"],
+    ),
+    (
+        "global value that is not a chart key",
+        {"istio": {"global": {"mtls": {"enabled": True}}}},
+        ["aks-istio:istio.global.mtls", "not a key"],
+    ),
+    (
+        "image tag apart from the chart version",
+        {"istio": {"global": {"tag": "1.5.0"}}},
+        ["istio.global.tag", "'1.5.0'", "istio.global.variant"],
+    ),
     ("zero concurrency", {"restart": {"maxConcurrent": 0}}, ["restart.maxConcurrent", "0", "from 1 to 100"]),
     ("negative timeout", {"restart": {"timeoutSeconds": -5}}, ["restart.timeoutSeconds", "-5"]),
     ("unknown top-level object", {"clusters": {}}, ["aks-istio:clusters", "unknown setting"]),
@@ -149,6 +164,24 @@ def test_bad_input_fails_with_a_message_naming_key_value_and_allowed(
         settings_of(objects)
     for fragment in fragments:
         assert fragment in str(failure.value), f"{case}: {fragment!r} not in {failure.value}"
+
+
+def test_real_chart_keys_pass() -> None:
+    istio = settings_of(
+        {
+            "istio": {
+                "pilot": {
+                    "autoscaleEnabled": False,
+                    "env": {"PILOT_ENABLE_X": "true"},
+                    "resources": {"requests": {"cpu": "1"}},
+                },
+                "global": {"logging": {"level": "default:info"}, "variant": "distroless", "hub": "myregistry.io/istio"},
+                "meshConfig": {"accessLogFile": "/dev/stdout"},
+            }
+        }
+    ).istio
+    assert istio.pilot["autoscaleEnabled"] is False
+    assert istio.global_values["variant"] == "distroless"
 
 
 def test_zones_given_as_numbers_are_zones() -> None:

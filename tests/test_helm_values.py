@@ -14,6 +14,7 @@ from components.config import parse_istio
 from components.helm_values import (
     CHART_KEY_RULES,
     GLOBAL_KEYS_READ_BY_CHART,
+    ISTIO_CHART_KEYS_FILE,
     JAEGER_OTLP_SERVICE,
     PROMETHEUS_URL,
     addon_charts,
@@ -22,9 +23,12 @@ from components.helm_values import (
     check_supported_version,
     cni_values,
     gateway_values,
+    istio_chart_key_data,
+    istio_chart_keys,
     istiod_values,
     tracing_mesh_config,
     unknown_chart_keys,
+    unknown_extra_keys,
 )
 from components.settings import (
     SYSTEM_NAMESPACES,
@@ -45,6 +49,20 @@ CHART_DIRS = {"base": "base", "cni": "istio-cni", "istiod": "istiod", "gateway":
 def defaults(chart: str) -> dict[str, Any]:
     document = yaml.safe_load((CHARTS / CHART_DIRS[chart] / "values.yaml").read_text())
     return chart_defaults(document)
+
+
+def regenerated_chart_keys() -> dict[str, Any]:
+    documents = {
+        chart: yaml.safe_load((CHARTS / path / "values.yaml").read_text()) for chart, path in CHART_DIRS.items()
+    }
+    injection_template = (CHARTS.parent / "injection/injection-template.yaml").read_text()
+    # The charts' own Chart.yaml says 1.0.0 (stamped at release); the reference directory names the release.
+    return istio_chart_key_data(documents, injection_template, CHARTS.parent.name.removeprefix("istio-"))
+
+
+def write_istio_chart_keys() -> None:
+    """Regenerate the vendored file after updating the reference charts."""
+    ISTIO_CHART_KEYS_FILE.write_text(json.dumps(regenerated_chart_keys(), indent=1, sort_keys=True) + "\n")
 
 
 def all_values(istio: IstioSettings) -> dict[str, dict[str, Any]]:
@@ -72,7 +90,7 @@ PROD = IstioSettings(
     },
     global_values={
         "hub": "myregistry.azurecr.io/istio",
-        "tag": "1.30.3-distroless",
+        "variant": "distroless",
         "imagePullSecrets": ["acr-pull"],
         "logAsJson": True,
         "proxy": {"logLevel": "info", "resources": {"requests": {"cpu": "50m"}}},
@@ -144,15 +162,86 @@ def test_the_global_keys_forwarded_to_each_chart_exist_in_it(chart: str) -> None
     assert GLOBAL_KEYS_READ_BY_CHART[chart] <= set(defaults(chart)["global"])
 
 
+def test_the_vendored_chart_keys_are_those_of_the_reference_charts() -> None:
+    vendored = json.loads(ISTIO_CHART_KEYS_FILE.read_text())
+    assert vendored == regenerated_chart_keys(), (
+        "regenerate: .venv/bin/python -c 'from tests.test_helm_values import write_istio_chart_keys as w; w()'"
+    )
+    assert vendored["chartVersion"] == "1.30.3"
+
+
+def test_misspelled_extra_keys_are_reported_with_their_config_path() -> None:
+    istio = IstioSettings(
+        pilot={
+            "nonsense": 1,
+            "resources": {"requests": {"cpu": "1"}},
+            "autoscaleMin": {"x": 1},
+            "cni": {"enabeld": True},
+        },
+        global_values={"mtls": {"enabled": True}, "proxy": {"loglevel": "debug"}, "hub": "a.io"},
+    )
+    problems = unknown_extra_keys(istio)
+    assert [problem.partition(": ")[0] for problem in problems] == [
+        "aks-istio:istio.pilot.nonsense",
+        "aks-istio:istio.pilot.autoscaleMin",
+        "aks-istio:istio.pilot.cni.enabeld",
+        "aks-istio:istio.global.mtls",
+        "aks-istio:istio.global.proxy.loglevel",
+    ]
+    assert problems[0] == (
+        "aks-istio:istio.pilot.nonsense: not a key of the Istio 1.30.3 chart (istiod); Helm would silently ignore it"
+    )
+    assert problems[1] == (
+        "aks-istio:istio.pilot.autoscaleMin: a map is not allowed; "
+        "in the Istio 1.30.3 chart (istiod) it is a single value"
+    )
+    assert "global.mtls: not a key of the Istio 1.30.3 chart (global values of" in problems[3]
+
+
+def test_real_extra_keys_are_not_reported() -> None:
+    istio = IstioSettings(
+        pilot={
+            "resources": {"requests": {"cpu": "1", "ephemeral-storage": "1Gi"}},
+            "env": {"FOO": "bar"},
+            "nodeSelector": {"agentpool": "system"},
+            "cni": {"enabled": True, "provider": "multus"},
+            "sidecarInjectorWebhook": {"rewriteAppHTTPProbe": True},
+            "meshConfig": {"accessLogFile": "/dev/stdout"},
+            "pdb": {"maxUnavailable": 1},
+        },
+        global_values={
+            "hub": "myregistry.azurecr.io/istio",
+            "variant": "distroless",
+            "logging": {"level": "default:debug"},
+            "proxy": {
+                "resources": {"requests": {"cpu": "50m"}, "limits": {"memory": "1Gi"}},
+                # Read by the injection template without a default in values.yaml.
+                "holdApplicationUntilProxyStarts": True,
+                "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
+            },
+            "defaultResources": {"requests": {"memory": "64Mi"}},
+            # Only the base chart has it (forwarded there).
+            "enableReaderRBAC": False,
+            "podDNSSearchNamespaces": ["global"],
+        },
+    )
+    assert unknown_extra_keys(istio) == []
+    assert unknown_extra_keys(PROD) == []
+
+
+def test_the_extras_check_reads_the_vendored_file_once() -> None:
+    assert istio_chart_keys() is istio_chart_keys()
+
+
 def test_cni_values_always_list_the_exclusions_and_leave_chart_defaults_alone() -> None:
     assert cni_values(IstioSettings()) == {"excludeNamespaces": list(SYSTEM_NAMESPACES)}
     prod = cni_values(PROD)
     assert prod["excludeNamespaces"] == [*SYSTEM_NAMESPACES, "gatekeeper-system"]
     assert prod["chained"] is True and prod["repair"] == {"enabled": True}
-    # Only the global keys the cni chart reads reach it: the image hub/tag, not istiod's proxy settings.
+    # Only the global keys the cni chart reads reach it: the image hub/variant, not istiod's proxy settings.
     assert prod["global"] == {
         "hub": "myregistry.azurecr.io/istio",
-        "tag": "1.30.3-distroless",
+        "variant": "distroless",
         "imagePullSecrets": ["acr-pull"],
         "logAsJson": True,
     }

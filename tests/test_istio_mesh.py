@@ -134,7 +134,7 @@ def test_install_order_base_cni_istiod_gateway(runs: dict[str, ProgramRun]) -> N
 def test_without_the_cni_there_is_no_cni_release_and_istiod_follows_base(runs: dict[str, ProgramRun]) -> None:
     run = runs["cni-disabled"]
     assert "mesh-cni" not in releases(run)
-    assert depends_on(run, "mesh-istiod") == {"mesh-base"}
+    assert depends_on(run, "mesh-istiod") == {"mesh-base", "mesh-ns-shop", "mesh-ns-payments"}
     assert values(run, "mesh-istiod")["pilot"]["cni"] == {"enabled": False}
 
 
@@ -190,8 +190,35 @@ def test_application_namespaces_enforce_baseline_only_with_the_cni(runs: dict[st
             assert resource.inputs["metadata"]["name"] == namespace
             expected = {"istio-injection": "enabled", **({ENFORCE: "baseline"} if cni else {})}
             assert labels(run, f"mesh-ns-{namespace}") == expected
-            # Enforced only once istiod injects without istio-init.
-            assert depends_on(run, f"mesh-ns-{namespace}") == {"mesh-istiod"}
+
+
+def test_the_namespace_labels_change_on_the_safe_side_of_istiod(runs: dict[str, ProgramRun]) -> None:
+    namespaces = {f"mesh-ns-{namespace}" for namespace in MESH.namespaces}
+    # CNI on: `baseline` is enforced only once istiod injects without istio-init.
+    enabled = runs["dev"]
+    for namespace in namespaces:
+        assert depends_on(enabled, namespace) == {"mesh-istiod"}
+    assert not namespaces & depends_on(enabled, "mesh-istiod")
+    # CNI off: `baseline` is lifted before istiod starts adding istio-init.
+    disabled = runs["cni-disabled"]
+    for namespace in namespaces:
+        assert depends_on(disabled, namespace) == set()
+    assert namespaces <= depends_on(disabled, "mesh-istiod")
+
+
+def test_a_gateway_the_operator_file_leaves_without_namespace_runs_in_istio_system(tmp_path: Path) -> None:
+    operator_file = tmp_path / "istio-operator.yaml"
+    spec = {**yaml.safe_load(SEED_FILE.read_text())["spec"]}
+    spec["components"] = {**spec["components"], "ingressGateways": [{"name": "istio-ingressgateway", "enabled": True}]}
+    operator_file.write_text(
+        yaml.safe_dump({"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator", "spec": spec})
+    )
+    run = run_program("test", {}, program=mesh_program(parse_istio({"operatorFile": str(operator_file)}, tmp_path)))
+    gateway = run.named("mesh-gateway").inputs
+    assert (gateway["name"], gateway["namespace"]) == ("istio-ingressgateway", "istio-system")
+    assert [r.name for r in run.of_type(NAMESPACE)] == ["mesh-istio-system", "mesh-ns-shop", "mesh-ns-payments"]
+    assert depends_on(run, "mesh-gateway") == {"mesh-istiod", "mesh-istio-system"}
+    assert run.outputs["ingress_gateway_namespace"] == "istio-system"
 
 
 def test_addons_on_are_pinned_releases_after_istiod(runs: dict[str, ProgramRun]) -> None:
@@ -246,7 +273,10 @@ def test_the_operator_file_run_matches_the_dev_like_run(runs: dict[str, ProgramR
             (r.type, r.name, reveal(r.inputs)) for r in run.resources if r.type != "pulumi:providers:kubernetes"
         )
 
-    assert shape(runs["operator-file"]) == shape(runs["dev"])
+    # The seed file lists no ingress gateway: like istioctl's default profile, it stays in istio-system.
+    dev_like = IstioSettings(addons=ALL_ADDONS, gateway=GatewaySettings(namespace="istio-system"))
+    assert runs["operator-file"].named("mesh-gateway").inputs["namespace"] == "istio-system"
+    assert shape(runs["operator-file"]) == shape(run_program("test", {}, program=mesh_program(dev_like)))
 
 
 def test_children_are_parented_and_inherit_the_provider(runs: dict[str, ProgramRun]) -> None:
@@ -292,6 +322,8 @@ def test_the_component_exposes_the_releases_the_restart_depends_on() -> None:
             )
 
     run_program("test", {}, program=program)
+    for mesh in seen.values():
+        assert [type(ns) for ns in mesh.application_namespaces] == [k8s.core.v1.Namespace] * len(MESH.namespaces)
     assert isinstance(seen["True"].cni_release, k8s.helm.v3.Release)
     assert seen["False"].cni_release is None
     assert isinstance(seen["False"].istiod_release, k8s.helm.v3.Release)

@@ -27,6 +27,8 @@ REFERENCE = Path(__file__).resolve().parents[1].parent / "shared/reference"
 SEED_FILE = REFERENCE / "seed/install-istio.yaml"
 SOURCE = "install-istio.yaml"
 ALL_ADDONS = {"grafana": True, "tracing": True, "kiali": True, "prometheus": True}
+# A file without spec.components.ingressGateways keeps the default profile's gateway where istioctl put it.
+GATEWAY_IN_ISTIO_SYSTEM = {"gateway": {"namespace": "istio-system"}}
 
 
 def operator(spec: Mapping[str, Any], **document: Any) -> dict[str, Any]:
@@ -42,6 +44,12 @@ def translate(spec: Mapping[str, Any], **document: Any) -> dict[str, Any]:
     return istio_config_from_operator(operator(spec, **document), SOURCE)
 
 
+def write_operator_file(spec: Mapping[str, Any], directory: Path) -> Path:
+    path = directory / SOURCE
+    path.write_text(yaml.safe_dump(operator(spec)))
+    return path
+
+
 def without_file(settings: IstioSettings) -> IstioSettings:
     return dataclasses.replace(settings, operator_file=None)
 
@@ -54,25 +62,32 @@ def test_the_seed_file_translates_to_the_cni_exclusions_and_all_four_addons() ->
     assert istio_config_from_operator(document, SOURCE) == {
         "cni": {"enabled": True, "excludeNamespaces": list(SYSTEM_NAMESPACES)},
         "addons": ALL_ADDONS,
+        **GATEWAY_IN_ISTIO_SYSTEM,
     }
 
 
 def test_the_seed_file_gives_exactly_the_settings_of_the_equivalent_stack_config() -> None:
     from_file = parse_istio({"operatorFile": str(SEED_FILE)}, Path.cwd())
     equivalent = parse_istio(
-        {"cni": {"enabled": True, "excludeNamespaces": list(SYSTEM_NAMESPACES)}, "addons": ALL_ADDONS},
+        {
+            "cni": {"enabled": True, "excludeNamespaces": list(SYSTEM_NAMESPACES)},
+            "addons": ALL_ADDONS,
+            **GATEWAY_IN_ISTIO_SYSTEM,
+        },
         Path.cwd(),
     )
     assert from_file.operator_file == str(SEED_FILE)
     assert without_file(from_file) == equivalent
     assert from_file.cni == CniSettings(enabled=True, exclude_namespaces=SYSTEM_NAMESPACES)
     assert from_file.addons == AddonSettings(grafana=True, tracing=True, kiali=True, prometheus=True)
+    assert from_file.gateway == GatewaySettings(namespace="istio-system")
 
 
 def test_the_dev_stack_agrees_with_the_seed_file() -> None:
     dev_istio = stack_config("dev")["aks-istio:istio"]
+    assert "gateway" not in dev_istio  # so the file's gateway namespace does not conflict with it
     with_file = parse_istio({**dev_istio, "operatorFile": str(SEED_FILE)}, Path.cwd())
-    assert without_file(with_file) == parse_istio(dev_istio, Path.cwd())
+    assert without_file(with_file) == parse_istio({**dev_istio, **GATEWAY_IN_ISTIO_SYSTEM}, Path.cwd())
 
 
 # --- Fields that translate ------------------------------------------------------------------------
@@ -116,9 +131,9 @@ def test_components_and_values_translate() -> None:
         }
     )
     assert config == {
+        "version": "1.30.3",
         "global": {
             "hub": "myregistry.azurecr.io/istio",
-            "tag": "1.30.3",
             "logAsJson": True,
             "proxy": {"logLevel": "info"},
         },
@@ -148,27 +163,84 @@ def test_a_disabled_ingress_gateway_translates() -> None:
     assert config == {"gateway": {"enabled": False, "name": "istio-ingressgateway"}}
 
 
+def test_a_gateway_without_a_namespace_stays_where_istioctl_put_it(tmp_path: Path) -> None:
+    # Moving it would replace its Service, and with it the LoadBalancer IP.
+    for gateway in ({"name": "istio-ingressgateway"}, {"name": "istio-ingressgateway", "enabled": True}):
+        config = translate({"components": {"ingressGateways": [gateway]}})
+        assert config["gateway"]["namespace"] == "istio-system"
+    spec = {"components": {"ingressGateways": [{"name": "istio-ingressgateway", "enabled": True}]}}
+    settings = parse_istio({"operatorFile": str(write_operator_file(spec, tmp_path))}, tmp_path)
+    assert settings.gateway == GatewaySettings(enabled=True, name="istio-ingressgateway", namespace="istio-system")
+
+
+def test_the_stack_config_cannot_move_a_gateway_the_file_leaves_in_istio_system() -> None:
+    from_file = translate({"components": {"ingressGateways": [{"name": "istio-ingressgateway"}]}})
+    with pytest.raises(ConfigError, match=r"gateway\.namespace.*istio-system when left out"):
+        merge_operator_config({"gateway": {"namespace": "istio-ingress"}}, from_file, SOURCE)
+
+
+def test_a_file_without_ingress_gateways_keeps_the_default_profile_gateway_in_istio_system(tmp_path: Path) -> None:
+    # istioctl's default profile installs istio-ingressgateway in istio-system; moving it would
+    # replace its Service, and with it the LoadBalancer IP.
+    spec = {"components": {"cni": {"enabled": True}}}
+    assert translate(spec) == {"cni": {"enabled": True}, **GATEWAY_IN_ISTIO_SYSTEM}
+    path = str(write_operator_file(spec, tmp_path))
+    settings = parse_istio({"operatorFile": path}, tmp_path)
+    assert settings.gateway == GatewaySettings(enabled=True, name="istio-ingressgateway", namespace="istio-system")
+    with pytest.raises(ConfigError) as failure:
+        parse_istio({"operatorFile": path, "gateway": {"namespace": "istio-ingress"}}, tmp_path)
+    message = str(failure.value)
+    assert "aks-istio:istio.gateway.namespace" in message
+    assert "'istio-ingress'" in message and "'istio-system'" in message
+    assert SOURCE in message and "spec.components.ingressGateways[0].namespace" in message
+
+
+@pytest.mark.parametrize("field", ["tag", "values.global.tag"])
+def test_the_image_tag_is_the_istio_version(field: str) -> None:
+    spec: dict[str, Any] = {"tag": "1.29.2"} if field == "tag" else {"values": {"global": {"tag": "1.29.2"}}}
+    assert translate(spec) == {"version": "1.29.2", **GATEWAY_IN_ISTIO_SYSTEM}
+    merged = merge_operator_config({"version": "1.29.2"}, translate(spec), SOURCE)
+    assert merged == {"version": "1.29.2", **GATEWAY_IN_ISTIO_SYSTEM}
+    with pytest.raises(ConfigError, match=r"istio\.version.*'1\.30\.3'.*'1\.29\.2'.*spec\.tag"):
+        merge_operator_config({"version": "1.30.3"}, translate(spec), SOURCE)
+
+
+def test_a_tag_with_a_variant_fails_pointing_to_global_variant() -> None:
+    with pytest.raises(ConfigError, match=r"spec\.tag: '1\.30\.3-distroless'.*values\.global\.variant"):
+        translate({"tag": "1.30.3-distroless"})
+    with pytest.raises(ConfigError, match=r"spec\.values\.global\.tag: 1\.3 is not supported"):
+        translate({"values": {"global": {"tag": 1.3}}})
+
+
+def test_an_old_tag_fails_naming_it_instead_of_mixing_versions() -> None:
+    with pytest.raises(ConfigError, match=r"spec\.tag: '1\.5\.0' is not supported.*1\.24 or newer"):
+        translate({"tag": "1.5.0"})
+    with pytest.raises(ConfigError, match=r"spec\.values\.global\.tag: '1\.30\.2' contradicts '1\.30\.3'"):
+        translate({"tag": "1.30.3", "values": {"global": {"tag": "1.30.2"}}})
+
+
 def test_pilot_cni_alone_sets_the_cni_switch() -> None:
     assert translate({"values": {"pilot": {"cni": {"enabled": True, "provider": "default"}}}}) == {
         "pilot": {"cni": {"provider": "default"}},
         "cni": {"enabled": True},
+        **GATEWAY_IN_ISTIO_SYSTEM,
     }
 
 
 def test_the_pre_1_6_cni_switch_is_an_alias() -> None:
-    assert translate({"values": {"cni": {"enabled": True}}}) == {"cni": {"enabled": True}}
+    assert translate({"values": {"cni": {"enabled": True}}}) == {"cni": {"enabled": True}, **GATEWAY_IN_ISTIO_SYSTEM}
 
 
 def test_legacy_values_mesh_config_merges_with_spec_mesh_config() -> None:
     config = translate(
         {"meshConfig": {"accessLogFile": "/dev/stdout"}, "values": {"meshConfig": {"enableTracing": True}}}
     )
-    assert config == {"meshConfig": {"enableTracing": True, "accessLogFile": "/dev/stdout"}}
+    assert config == {"meshConfig": {"enableTracing": True, "accessLogFile": "/dev/stdout"}, **GATEWAY_IN_ISTIO_SYSTEM}
 
 
 def test_disabled_addons_and_unknown_disabled_addons_translate() -> None:
     config = translate({"addonComponents": {"grafana": {"enabled": False}, "istiocoredns": {"enabled": False}}})
-    assert config == {"addons": {"grafana": False}}
+    assert config == {"addons": {"grafana": False}, **GATEWAY_IN_ISTIO_SYSTEM}
 
 
 # --- Fields that cannot be honoured -----------------------------------------------------------------
@@ -272,6 +344,15 @@ def test_settings_given_in_both_places_must_agree() -> None:
         merge_operator_config({"cni": {"excludeNamespaces": ["istio-system"]}}, from_file, SOURCE)
 
 
+def test_exclusions_given_in_both_places_agree_in_any_order() -> None:
+    from_file = translate(yaml.safe_load(SEED_FILE.read_text())["spec"])
+    reordered = list(reversed(SYSTEM_NAMESPACES))
+    merged = merge_operator_config({"cni": {"excludeNamespaces": reordered}}, from_file, SOURCE)
+    assert merged["cni"]["excludeNamespaces"] == reordered  # the stack config's order
+    with pytest.raises(ConfigError, match=r"cni\.excludeNamespaces"):
+        merge_operator_config({"cni": {"excludeNamespaces": [*reordered, "gatekeeper-system"]}}, from_file, SOURCE)
+
+
 def test_agreeing_and_complementary_settings_merge() -> None:
     from_file = translate(yaml.safe_load(SEED_FILE.read_text())["spec"])
     merged = merge_operator_config(
@@ -282,7 +363,7 @@ def test_agreeing_and_complementary_settings_merge() -> None:
     assert merged == {
         "version": "1.29.2",
         "cni": {"enabled": True, "chained": True, "excludeNamespaces": list(SYSTEM_NAMESPACES)},
-        "gateway": {"enabled": False},
+        "gateway": {"enabled": False, "namespace": "istio-system"},
         "addons": ALL_ADDONS,
     }
 

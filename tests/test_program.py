@@ -49,6 +49,12 @@ def test_outputs_contract(dev: ProgramRun) -> None:
     assert dev.secret_outputs == {"kubeconfig"}
 
 
+def test_the_app_stack_helper_reads_exactly_what_the_program_exports(dev: ProgramRun) -> None:
+    from components.stack_reference import CONTRACT_OUTPUT_NAMES
+
+    assert set(CONTRACT_OUTPUT_NAMES) <= set(dev.outputs)
+
+
 def test_gateway_off_leaves_its_namespace_output_empty() -> None:
     run = run_with(istio={"gateway": {"enabled": False}})
     assert run.outputs["ingressGatewayNamespace"] == ""
@@ -64,6 +70,8 @@ def test_mesh_is_installed_through_the_cluster_provider(dev: ProgramRun) -> None
 def test_restart_runs_after_the_cni_and_istiod_releases_with_a_secret_kubeconfig(dev: ProgramRun) -> None:
     (restart,) = dev.of_type(RESTART_TYPE)
     assert {dev.urn_of("mesh-cni"), dev.urn_of("mesh-istiod")} <= set(restart.dependencies)
+    # The mesh namespaces' Pod Security label must be in place before pods are recreated.
+    assert {dev.urn_of("mesh-ns-shop"), dev.urn_of("mesh-ns-payments")} <= set(restart.dependencies)
     assert is_secret_input(restart.inputs["kubeconfig"])
     assert reveal(restart.inputs["kubeconfig"]) == dev.outputs["kubeconfig"]
     assert restart.inputs["cniEnabled"] is True
@@ -119,6 +127,8 @@ def test_the_articles_operator_file_gives_the_same_stack_as_the_equivalent_confi
             "aks-istio:istio": {
                 "cni": {"enabled": True, "excludeNamespaces": list(SYSTEM_NAMESPACES)},
                 "addons": {"grafana": True, "tracing": True, "kiali": True, "prometheus": True},
+                # The file lists no gateway: istioctl's default profile put one in istio-system.
+                "gateway": {"namespace": "istio-system"},
             },
         },
     )
