@@ -26,6 +26,7 @@ lint: $(BIN)/activate
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict components
+	.ci/lint-workflows
 
 bench: $(BIN)/activate
 	$(BIN)/python -m benchmarks.program_bench

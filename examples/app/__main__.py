@@ -1,0 +1,103 @@
+"""Example app stack: a small HTTP service with an Istio sidecar in one of the platform's mesh namespaces.
+
+It reads the aks-istio platform stack (`platformStack`) through the typed helper, talks to the
+cluster with the platform's kubeconfig (a secret), refuses a `namespace` that is not one of the
+platform's mesh namespaces, and runs a pod that Pod Security `baseline` (even `restricted`) admits:
+no added capabilities, non-root, no privilege escalation. With the platform's CNI plugin the injected
+sidecar needs no NET_ADMIN either, so the namespace can enforce that level.
+
+    cd examples/app && pulumi stack init dev && pulumi up
+"""
+
+import sys
+from pathlib import Path
+
+# The typed helper lives in the platform repository's `components` package, two levels up. Putting
+# the repository root on the path lets `pulumi up` run here without a PYTHONPATH or a package install.
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+if str(REPOSITORY_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPOSITORY_ROOT))
+
+import pulumi  # noqa: E402
+import pulumi_kubernetes as k8s  # noqa: E402
+
+from components.stack_reference import read_platform_outputs  # noqa: E402
+
+DEFAULT_IMAGE = "hashicorp/http-echo:1.0.0"  # also the default in Pulumi.yaml
+DEFAULT_REPLICAS = 2  # also the default in Pulumi.yaml
+APP_NAME = "http-echo"
+HTTP_PORT = 5678
+NON_ROOT_USER = 65532  # the image is a static binary on scratch: any non-root uid works
+
+
+def pod_spec(image: str) -> k8s.core.v1.PodSpecArgs:
+    """One HTTP container that Pod Security `restricted` admits (and so `baseline` too)."""
+    return k8s.core.v1.PodSpecArgs(
+        automount_service_account_token=False,
+        security_context=k8s.core.v1.PodSecurityContextArgs(
+            run_as_non_root=True,
+            run_as_user=NON_ROOT_USER,
+            run_as_group=NON_ROOT_USER,
+            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+        ),
+        containers=[
+            k8s.core.v1.ContainerArgs(
+                name=APP_NAME,
+                image=image,
+                args=[f"-listen=:{HTTP_PORT}", "-text=hello from the mesh"],
+                ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=HTTP_PORT)],
+                readiness_probe=k8s.core.v1.ProbeArgs(
+                    http_get=k8s.core.v1.HTTPGetActionArgs(path="/", port="http"),
+                ),
+                resources=k8s.core.v1.ResourceRequirementsArgs(
+                    requests={"cpu": "10m", "memory": "16Mi"},
+                    limits={"memory": "32Mi"},
+                ),
+                security_context=k8s.core.v1.SecurityContextArgs(
+                    allow_privilege_escalation=False,
+                    read_only_root_filesystem=True,
+                    capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+                ),
+            )
+        ],
+    )
+
+
+config = pulumi.Config()
+platform = read_platform_outputs(config.require("platformStack"))
+# Resolves only if the platform runs this namespace in the mesh; otherwise the update stops here.
+namespace = platform.require_mesh_namespace(config.require("namespace"))
+
+cluster = k8s.Provider("platform-cluster", kubeconfig=platform.kubeconfig)
+in_cluster = pulumi.ResourceOptions(provider=cluster)
+
+labels = {"app.kubernetes.io/name": APP_NAME}
+deployment = k8s.apps.v1.Deployment(
+    APP_NAME,
+    metadata=k8s.meta.v1.ObjectMetaArgs(namespace=namespace, labels=labels),
+    spec=k8s.apps.v1.DeploymentSpecArgs(
+        replicas=config.get_int("replicas", DEFAULT_REPLICAS),
+        selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
+        template=k8s.core.v1.PodTemplateSpecArgs(
+            # The namespace label already asks for injection; saying it on the pod makes the intent
+            # explicit and survives a namespace relabel.
+            metadata=k8s.meta.v1.ObjectMetaArgs(labels={**labels, "sidecar.istio.io/inject": "true"}),
+            spec=pod_spec(config.get("image", DEFAULT_IMAGE)),
+        ),
+    ),
+    opts=in_cluster,
+)
+
+service = k8s.core.v1.Service(
+    APP_NAME,
+    metadata=k8s.meta.v1.ObjectMetaArgs(namespace=namespace, labels=labels),
+    spec=k8s.core.v1.ServiceSpecArgs(
+        selector=labels,
+        # Named `http` with appProtocol so Istio treats the traffic as HTTP, not opaque TCP.
+        ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port="http", app_protocol="http")],
+    ),
+    opts=in_cluster,
+)
+
+pulumi.export("namespace", namespace)
+pulumi.export("url", pulumi.Output.concat("http://", service.metadata.name, ".", namespace, ".svc.cluster.local"))
