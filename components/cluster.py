@@ -9,9 +9,10 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 from pulumi_azure_native import authorization, containerservice, resources
 
-from components.settings import SYSTEM_NAMESPACES, ClusterSettings, NodePoolSettings
+from components.settings import SYSTEM_NAMESPACES, ClusterSettings, EntraIdSettings, NodePoolSettings
 
 ALLOWED_CAPABILITIES_POLICY = (
     "/providers/Microsoft.Authorization/policyDefinitions/c26596ff-4d70-4e6a-9a30-c2506bd2f80c"
@@ -63,6 +64,34 @@ def network_profile(plugin: str) -> containerservice.ContainerServiceNetworkProf
 
 def decode_kubeconfig(credentials: containerservice.ListManagedClusterUserCredentialsResult) -> str:
     return base64.b64decode(credentials.kubeconfigs[0].value).decode()
+
+
+def with_login_mode(kubeconfig: str, login_mode: str) -> str:
+    """The kubeconfig with kubelogin signing in by `login_mode` (what `kubelogin convert-kubeconfig -l` does).
+
+    AKS hands out an exec kubeconfig that logs in with a device code: a person at a browser. Pulumi, CI
+    and the restart provider need a mode that works unattended.
+    """
+    document = yaml.safe_load(kubeconfig)
+    for user in document.get("users") or []:
+        exec_config = (user.get("user") or {}).get("exec")
+        if not exec_config or "kubelogin" not in str(exec_config.get("command", "")):
+            continue
+        args = list(exec_config.get("args") or [])
+        if "--login" in args:
+            args[args.index("--login") + 1] = login_mode
+        else:
+            args += ["--login", login_mode]
+        exec_config["args"] = args
+    return str(yaml.safe_dump(document, sort_keys=False))
+
+
+def aad_profile(entra_id: EntraIdSettings | None) -> containerservice.ManagedClusterAADProfileArgs | None:
+    if entra_id is None:
+        return None
+    return containerservice.ManagedClusterAADProfileArgs(
+        managed=True, enable_azure_rbac=True, admin_group_object_ids=list(entra_id.admin_group_object_ids)
+    )
 
 
 class AksCluster(pulumi.ComponentResource):
@@ -117,6 +146,9 @@ class AksCluster(pulumi.ComponentResource):
                 else None
             ),
             enable_rbac=True,
+            aad_profile=aad_profile(settings.entra_id),
+            # With Entra ID, nobody should hold the certificate-based cluster-admin credentials.
+            disable_local_accounts=settings.entra_id is not None,
             tags=tags,
             # The autoscaler owns the node count; a preview must not try to reset it.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=autoscaled_counts),
@@ -148,10 +180,16 @@ class AksCluster(pulumi.ComponentResource):
                 opts=child,
             )
 
+        entra_id = settings.entra_id
         credentials = containerservice.list_managed_cluster_user_credentials_output(
-            resource_group_name=group.name, resource_name=cluster.name
+            resource_group_name=group.name,
+            resource_name=cluster.name,
+            format="exec" if entra_id else None,
         )
-        self.kubeconfig = pulumi.Output.secret(credentials.apply(decode_kubeconfig))
+        kubeconfig = credentials.apply(decode_kubeconfig)
+        if entra_id is not None:
+            kubeconfig = kubeconfig.apply(lambda text: with_login_mode(text, entra_id.login_mode))
+        self.kubeconfig = pulumi.Output.secret(kubeconfig)
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, opts=child)
         self.resource_group_name = group.name
         self.cluster_name = cluster.name

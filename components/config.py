@@ -22,6 +22,7 @@ from components.settings import (
     ClusterSettings,
     CniSettings,
     ConfigError,
+    EntraIdSettings,
     GatewaySettings,
     IstioSettings,
     MeshSettings,
@@ -37,12 +38,15 @@ MINIMUM_ISTIO = (1, 24)
 NETWORK_PLUGINS = ("azure-overlay", "azure", "kubenet")
 UPGRADE_CHANNELS = ("none", "patch", "stable", "rapid", "node-image")
 ZONES = ("1", "2", "3")
+LOGIN_MODES = ("azurecli", "workloadidentity", "spn", "msi")
+"""kubelogin modes that work without a person at the keyboard (CI, the restart provider)."""
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")
 _RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
 _VM_SIZE = re.compile(r"^Standard_[A-Za-z0-9_]+$")
 _RELEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _K8S_VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
 _ISTIO_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 
@@ -197,6 +201,16 @@ def _node_pool(section: Section, default: NodePoolSettings | None, minimum_count
     return NodePoolSettings(vm_size, count, min_count, max_count, zones)
 
 
+def _entra_id(section: Section) -> EntraIdSettings:
+    groups = section.names("adminGroupObjectIds", (), _GUID, "Entra ID group object IDs (GUIDs)")
+    if not groups:
+        raise ConfigError(
+            f"{section.path('adminGroupObjectIds')}: not set; expected at least one Entra ID group object ID, "
+            "since local accounts are disabled and someone must be able to administer the cluster"
+        )
+    return EntraIdSettings(groups, section.choice("loginMode", "azurecli", LOGIN_MODES))
+
+
 def _tags(section: Section) -> dict[str, str]:
     tags = section.mapping("tags")
     for name, value in tags.items():
@@ -262,6 +276,10 @@ def parse_cluster(raw: Any, stack: str, location: str | None) -> ClusterSettings
         _check_version_against_channel(section, version, channel)
         with _reading(section.path("systemPool"), section.get("systemPool")) as pool:
             system_pool = _node_pool(pool, None, minimum_count=1)
+        entra_id = None
+        if section.get("entraId") is not None:
+            with _reading(section.path("entraId"), section.get("entraId")) as entra:
+                entra_id = _entra_id(entra)
         user_pool = None
         if section.get("userPool") is not None:
             with _reading(section.path("userPool"), section.get("userPool")) as pool:
@@ -276,6 +294,7 @@ def parse_cluster(raw: Any, stack: str, location: str | None) -> ClusterSettings
             user_pool=user_pool,
             network_plugin=section.choice("networkPlugin", "azure-overlay", NETWORK_PLUGINS),
             auto_upgrade_channel=channel,
+            entra_id=entra_id,
             azure_policy=section.boolean("azurePolicy", False),
             tags=_tags(section),
         )

@@ -40,6 +40,14 @@ class NodePoolSettings:
 
 
 @dataclass(frozen=True)
+class EntraIdSettings:
+    admin_group_object_ids: tuple[str, ...]
+    """Entra ID groups whose members are cluster admins (Azure RBAC role assignments grant the rest)."""
+    login_mode: str = "azurecli"
+    """How kubelogin signs in wherever the kubeconfig is used: `azurecli`, `workloadidentity`, `spn` or `msi`."""
+
+
+@dataclass(frozen=True)
 class ClusterSettings:
     name: str
     """AKS cluster name (default `aks-istio-<stack>`)."""
@@ -59,6 +67,8 @@ class ClusterSettings:
     """`azure-overlay` (Azure CNI overlay), `azure` (Azure CNI, pod IPs from the VNet) or `kubenet`."""
     auto_upgrade_channel: str = "patch"
     """AKS auto-upgrade channel: `none`, `patch`, `stable`, `rapid` or `node-image`."""
+    entra_id: EntraIdSettings | None = None
+    """Entra ID sign-in with Azure RBAC and no local accounts (None: the cluster issues its own credentials)."""
     azure_policy: bool = False
     """Enable the Azure Policy add-on and forbid NET_ADMIN/NET_RAW outside the system namespaces."""
     tags: Mapping[str, str] = field(default_factory=dict)

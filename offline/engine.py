@@ -81,8 +81,17 @@ def reveal(value: Any) -> Any:
     return value
 
 
-def fake_kubeconfig(cluster_name: str) -> str:
-    """A kubeconfig shaped like the one AKS returns, for offline runs only."""
+def fake_kubeconfig(cluster_name: str, exec_format: bool = False) -> str:
+    """A kubeconfig shaped like the one AKS returns (token, or kubelogin exec for Entra ID), offline only."""
+    user: dict[str, Any] = {"token": "offline-placeholder-token"}
+    if exec_format:
+        user = {
+            "exec": {
+                "apiVersion": "client.authentication.k8s.io/v1beta1",
+                "command": "kubelogin",
+                "args": ["get-token", "--server-id", "6dae42f8-4368-4678-94ff-3960e28e3630", "--login", "devicecode"],
+            }
+        }
     return yaml.safe_dump(
         {
             "apiVersion": "v1",
@@ -90,7 +99,7 @@ def fake_kubeconfig(cluster_name: str) -> str:
             "clusters": [{"name": cluster_name, "cluster": {"server": f"https://{cluster_name}.hcp.example"}}],
             "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": "clusterUser"}}],
             "current-context": cluster_name,
-            "users": [{"name": "clusterUser", "user": {"token": "offline-placeholder-token"}}],
+            "users": [{"name": "clusterUser", "user": user}],
         }
     )
 
@@ -124,7 +133,9 @@ class OfflineMocks(pulumi_mocks.Mocks):
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:
         self.invokes.append(args.token)
         if args.token == "azure-native:containerservice:listManagedClusterUserCredentials":
-            kubeconfig = fake_kubeconfig(str(args.args.get("resourceName", "cluster")))
+            kubeconfig = fake_kubeconfig(
+                str(args.args.get("resourceName", "cluster")), args.args.get("format") == "exec"
+            )
             encoded = base64.b64encode(kubeconfig.encode()).decode()
             return {"kubeconfigs": [{"name": "clusterUser", "value": encoded}]}
         if args.token == "azure-native:authorization:getClientConfig":

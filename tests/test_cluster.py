@@ -110,3 +110,25 @@ def test_dns_prefix_is_derived_within_azures_rules() -> None:
     assert dns_prefix("aks_prod") == "aks-prod"
     for name in ("a" * 53 + "_" + "b" * 9, "x" * 63, "team_a_cluster_" + "z" * 40):
         assert azure_rule.match(dns_prefix(name)), name
+
+
+def test_entra_id_cluster_uses_azure_rbac_no_local_accounts_and_an_unattended_kubelogin() -> None:
+    group = "11111111-2222-3333-4444-555555555555"
+    config = {**stack_config("prod")}
+    config["aks-istio:cluster"] = {
+        **config["aks-istio:cluster"],
+        "entraId": {"adminGroupObjectIds": [group], "loginMode": "workloadidentity"},
+    }
+    run = run_program("prod", config)
+    inputs = cluster_inputs(run)
+    assert inputs["aadProfile"] == {"managed": True, "enableAzureRBAC": True, "adminGroupObjectIDs": [group]}
+    assert inputs["disableLocalAccounts"] is True
+    (user,) = yaml.safe_load(run.outputs["kubeconfig"])["users"]
+    args = user["user"]["exec"]["args"]
+    assert args[args.index("--login") + 1] == "workloadidentity"  # AKS's device-code default needs a person
+    assert "kubeconfig" in run.secret_outputs
+
+
+def test_without_entra_id_the_cluster_keeps_its_own_credentials(runs: dict[str, ProgramRun]) -> None:
+    inputs = cluster_inputs(runs["prod"])
+    assert "aadProfile" not in inputs and inputs.get("disableLocalAccounts") is False

@@ -150,6 +150,25 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
         {"istio": {"global": {"tag": "1.5.0"}}},
         ["istio.global.tag", "'1.5.0'", "istio.global.variant"],
     ),
+    (
+        "Entra ID admin group that is not a GUID",
+        {"cluster": {"entraId": {"adminGroupObjectIds": ["platform-admins"]}}},
+        ["entraId.adminGroupObjectIds", "'platform-admins'", "GUIDs"],
+    ),
+    (
+        "Entra ID without an admin group",
+        {"cluster": {"entraId": {}}},
+        ["entraId.adminGroupObjectIds: not set", "at least one"],
+    ),
+    (
+        "interactive kubelogin mode",
+        {
+            "cluster": {
+                "entraId": {"adminGroupObjectIds": ["11111111-2222-3333-4444-555555555555"], "loginMode": "devicecode"}
+            }
+        },
+        ["entraId.loginMode", "'devicecode'", "azurecli"],
+    ),
     ("zero concurrency", {"restart": {"maxConcurrent": 0}}, ["restart.maxConcurrent", "0", "from 1 to 100"]),
     ("negative timeout", {"restart": {"timeoutSeconds": -5}}, ["restart.timeoutSeconds", "-5"]),
     ("unknown top-level object", {"clusters": {}}, ["aks-istio:clusters", "unknown setting"]),
