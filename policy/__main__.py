@@ -1,5 +1,9 @@
 """The aks-istio policy pack: the NET_ADMIN guard. Run with `pulumi preview --policy-pack policy`.
 
+`config.cni-off.json` beside this file disables only the CNI rule, for a reviewed change that turns
+the Istio CNI off on purpose: `--policy-pack-config policy/config.cni-off.json` (CI passes it when
+the `POLICY_PACK_CONFIG` variable names it).
+
 Registration only; the rules live in `net_admin_guard.py`. Pulumi runs this directory as a script,
 which puts it on `sys.path`, so the rules import as a top-level module.
 """

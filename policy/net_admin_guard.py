@@ -4,9 +4,17 @@ With the Istio CNI plugin, redirecting a pod's traffic needs no `istio-init` ini
 NET_ADMIN and NET_RAW: the capability lives in one DaemonSet in `istio-system`. These rules hold
 the rest of the cluster to that:
 
-- mandatory: no workload outside the system namespaces adds NET_ADMIN or NET_RAW;
+- mandatory: no workload a stack declares outside the system namespaces adds NET_ADMIN or NET_RAW;
 - mandatory: the Istio install has the CNI enabled and keeps the system namespaces out of it;
 - advisory: mesh namespaces enforce Pod Security `baseline` (or `restricted`), which forbids both.
+
+What a policy pack can see: the inputs of the resources a Pulumi program declares. The workload
+rule therefore checks the Deployments, Pods, Jobs, ... that a stack declares itself, which in
+practice are the app stacks' (attach the pack to them: `pulumi preview --policy-pack <path to
+policy/>`). It cannot see the pods a Helm release renders inside the cluster, nor the containers
+istiod's webhook adds at admission: `istio-init` never appears in any resource's inputs. What keeps
+`istio-init` away is the stack rule on the Istio install (CNI on, so the webhook injects no
+`istio-init`) and, in the cluster, Pod Security `baseline` and the optional Azure Policy assignment.
 
 Rules are plain functions over pulumi_policy's argument objects, so tests can call them directly;
 `__main__.py` only registers them. Importing this module has no side effects.
@@ -62,7 +70,11 @@ LEVELS_WITHOUT_NET_ADMIN = frozenset({"baseline", "restricted"})
 
 
 def forbid_net_admin_outside_system_namespaces(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    """Mandatory: a workload outside the exempt namespaces may not add NET_ADMIN or NET_RAW."""
+    """Mandatory: a workload declared outside the exempt namespaces may not add NET_ADMIN or NET_RAW.
+
+    Only the pod spec in the resource's own inputs is read; see the module docstring for what that
+    leaves to Pod Security and Azure Policy.
+    """
     kind = workload_kind(args.resource_type)
     if kind is None:
         return
@@ -76,8 +88,9 @@ def forbid_net_admin_outside_system_namespaces(args: ResourceValidationArgs, rep
         if added:
             report_violation(
                 f"{kind} {args.name!r} in namespace {namespace!r}: {container_list} entry {name!r} "
-                f"adds {', '.join(added)}. Only {', '.join(SYSTEM_NAMESPACES)} may; with the Istio "
-                "CNI plugin no sidecar needs it (an `istio-init` container means the CNI is off).",
+                f"adds {', '.join(added)}. Only {', '.join(SYSTEM_NAMESPACES)} may: with the Istio "
+                "CNI plugin no workload in the mesh needs these capabilities, and Pod Security "
+                "baseline refuses them.",
                 None,
             )
         if _mapping(container.get("securityContext")).get("privileged") is True:
@@ -163,8 +176,9 @@ def require_istio_cni_with_system_namespaces_excluded(
     cnis = [release for release in releases if chart_name(release.props) in CNI_CHARTS]
     if not cnis:
         report_violation(
-            "no release of the Istio `cni` chart: with pilot.cni.enabled, pods wait for a CNI "
-            "plugin that is not installed.",
+            "no release of the Istio `cni` chart: without the node agent, traffic redirection "
+            "falls back to `istio-init` with NET_ADMIN and NET_RAW, or, with pilot.cni.enabled, "
+            "injected pods wait for a CNI plugin that is not installed.",
             None,
         )
     for cni in cnis:
@@ -225,7 +239,8 @@ def is_mesh_namespace(labels: Mapping[str, Any]) -> bool:
 POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     ResourceValidationPolicy(
         name="no-net-admin-outside-system-namespaces",
-        description="Workloads outside istio-system and the kube-* namespaces may not add NET_ADMIN or NET_RAW.",
+        description="Workloads a stack declares outside istio-system and the kube-* namespaces may not add "
+        "NET_ADMIN or NET_RAW.",
         validate=forbid_net_admin_outside_system_namespaces,
         enforcement_level=EnforcementLevel.MANDATORY,
         config_schema=PolicyConfigSchema(

@@ -23,7 +23,8 @@ PLATFORM_STACK = "organization/aks-istio/dev"
 
 KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncontexts: []\n"
 
-# What the dev platform stack exports (the contract's names and types).
+# What the dev platform stack exports (the contract's names and types); the types are compared with
+# the real program's outputs in tests/test_stack_reference.py.
 PLATFORM_OUTPUTS: dict[str, Any] = {
     "kubeconfig": KUBECONFIG,
     "clusterName": "aks-istio-dev",

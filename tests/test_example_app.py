@@ -152,3 +152,12 @@ def test_the_code_defaults_are_the_documented_ones() -> None:
         "DEFAULT_IMAGE": project["config"]["image"]["default"],
         "DEFAULT_REPLICAS": project["config"]["replicas"]["default"],
     }
+
+
+def test_the_documented_policy_pack_path_is_the_platforms_pack() -> None:
+    docstring = ast.get_docstring(ast.parse((APP_DIR / "__main__.py").read_text())) or ""
+    [pack_path] = {
+        line.split("--policy-pack ", 1)[1].strip() for line in docstring.splitlines() if "--policy-pack " in line
+    }
+
+    assert (APP_DIR / pack_path / "PulumiPolicy.yaml").resolve() == APP_DIR.parents[1] / "policy" / "PulumiPolicy.yaml"

@@ -1,16 +1,20 @@
 """The NET_ADMIN guard policy pack: each rule on passing and failing resources.
 
 Rules are called as the pack calls them, with pulumi_policy's own argument objects and the
-engine's read-only property proxies; the last tests start the pack the way the Pulumi CLI does
-and talk to it over the analyzer gRPC protocol.
+engine's read-only property proxies; later tests start the pack the way the Pulumi CLI does and
+talk to it over the analyzer gRPC protocol. The last ones run the whole pack over the resources
+the platform program itself declares (each committed stack, and the CNI switched off), with and
+without the committed `policy/config.cni-off.json`.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
-from copy import deepcopy
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +37,11 @@ from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from components.settings import SYSTEM_NAMESPACES as PLATFORM_SYSTEM_NAMESPACES
+from offline.engine import ProgramRun, reveal, run_program, stack_config
 from policy.net_admin_guard import POLICIES, SYSTEM_NAMESPACES, chart_name, workload_kind
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CNI_OFF_CONFIG = REPO_ROOT / "policy" / "config.cni-off.json"
 UNKNOWN_ARRAY = "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2"  # the engine's sentinel for an unknown list
 
 NET_ADMIN_POLICY = "no-net-admin-outside-system-namespaces"
@@ -76,7 +82,7 @@ def validate_resource(
         )
     args = ResourceValidationArgs(
         resource_type,
-        unknown_checking_proxy(deepcopy(dict(props))),
+        unknown_checking_proxy(copy.deepcopy(dict(props))),
         urn(resource_type, name),
         name,
         options(),
@@ -99,7 +105,7 @@ def validate_stack(resources: list[tuple[str, str, Mapping[str, Any]]]) -> list[
     stack_resources = [
         PolicyResource(
             resource_type,
-            unknown_checking_proxy(deepcopy(dict(props))),
+            unknown_checking_proxy(copy.deepcopy(dict(props))),
             urn(resource_type, name),
             name,
             options(),
@@ -117,18 +123,17 @@ def validate_stack(resources: list[tuple[str, str, Mapping[str, Any]]]) -> list[
     return violations
 
 
-# --- pod specs as Istio injects them (reference/istio-1.30.3/injection/injection-template.yaml) --
+# --- pod specs as an app stack declares them ---------------------------------------------------
+# The workload rule sees only what a stack declares: an app's own containers (an init container
+# that edits iptables, a debugging tool). It never sees what istiod's webhook injects at admission.
 
 APP_CONTAINER = {"name": "web", "image": "nginxinc/nginx-unprivileged:1.27-alpine"}
-ISTIO_INIT = {  # injected when pilot.cni.enabled is false
-    "name": "istio-init",
+NET_ADMIN_INIT = {  # an app's own traffic setup, the way `istio-init` does it without the CNI
+    "name": "setup-iptables",
     "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]}},
 }
-ISTIO_VALIDATION = {  # injected instead when the CNI plugin redirects traffic
-    "name": "istio-validation",
-    "securityContext": {"capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True},
-}
-ISTIO_PROXY = {"name": "istio-proxy", "securityContext": {"capabilities": {"drop": ["ALL"]}}}
+RESTRICTED_INIT = {"name": "migrate", "securityContext": {"capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True}}
+SIDE_CONTAINER = {"name": "log-shipper", "securityContext": {"capabilities": {"drop": ["ALL"]}}}
 
 
 def deployment(
@@ -143,8 +148,8 @@ def deployment(
     }
 
 
-SIDECAR_WITHOUT_CNI = deployment("shop", [ISTIO_INIT], [APP_CONTAINER, ISTIO_PROXY])
-SIDECAR_WITH_CNI = deployment("shop", [ISTIO_VALIDATION], [APP_CONTAINER, ISTIO_PROXY])
+APP_WITH_NET_ADMIN = deployment("shop", [NET_ADMIN_INIT], [APP_CONTAINER, SIDE_CONTAINER])
+APP_WITHOUT_CAPABILITIES = deployment("shop", [RESTRICTED_INIT], [APP_CONTAINER, SIDE_CONTAINER])
 
 
 def with_pod_spec(kind: str, pod_spec: dict[str, Any]) -> dict[str, Any]:
@@ -175,22 +180,23 @@ def test_system_namespaces_are_the_platforms() -> None:
     assert SYSTEM_NAMESPACES == PLATFORM_SYSTEM_NAMESPACES
 
 
-def test_istio_init_in_an_application_namespace_is_refused() -> None:
-    violations = net_admin_violations(SIDECAR_WITHOUT_CNI)
+def test_a_declared_init_container_adding_net_admin_is_refused() -> None:
+    violations = net_admin_violations(APP_WITH_NET_ADMIN)
 
     assert len(violations) == 1
     assert "Deployment 'web' in namespace 'shop'" in violations[0]
-    assert "initContainers entry 'istio-init' adds NET_ADMIN, NET_RAW" in violations[0]
+    assert "initContainers entry 'setup-iptables' adds NET_ADMIN, NET_RAW" in violations[0]
+    assert "istio-init" not in violations[0]  # the rule cannot see injected containers; it says so nowhere
 
 
-def test_a_sidecar_injected_for_the_cni_passes() -> None:
-    assert net_admin_violations(SIDECAR_WITH_CNI) == []
+def test_a_declared_workload_without_added_capabilities_passes() -> None:
+    assert net_admin_violations(APP_WITHOUT_CAPABILITIES) == []
 
 
 @pytest.mark.parametrize("namespace", SYSTEM_NAMESPACES)
 def test_system_namespaces_may_add_net_admin(namespace: str) -> None:
-    cni_node_agent = deployment(namespace, [], [ISTIO_INIT])
-    assert net_admin_violations(cni_node_agent, "kubernetes:apps/v1:DaemonSet") == []
+    node_agent = deployment(namespace, [], [NET_ADMIN_INIT])
+    assert net_admin_violations(node_agent, "kubernetes:apps/v1:DaemonSet") == []
 
 
 @pytest.mark.parametrize("resource_type", WORKLOAD_TYPES)
@@ -233,12 +239,12 @@ def test_a_privileged_container_is_refused() -> None:
 
 
 def test_a_patch_of_a_workload_is_checked_too() -> None:
-    violations = net_admin_violations(SIDECAR_WITHOUT_CNI, "kubernetes:apps/v1:DeploymentPatch")
+    violations = net_admin_violations(APP_WITH_NET_ADMIN, "kubernetes:apps/v1:DeploymentPatch")
     assert len(violations) == 1
 
 
 def test_without_a_namespace_the_providers_default_namespace_decides() -> None:
-    unnamespaced = deployment(None, [ISTIO_INIT], [APP_CONTAINER])
+    unnamespaced = deployment(None, [NET_ADMIN_INIT], [APP_CONTAINER])
 
     assert net_admin_violations(unnamespaced, provider_namespace="istio-system") == []
     assert "in namespace 'shop'" in net_admin_violations(unnamespaced, provider_namespace="shop")[0]
@@ -248,8 +254,8 @@ def test_without_a_namespace_the_providers_default_namespace_decides() -> None:
 def test_exempt_namespaces_come_from_the_policy_config() -> None:
     config = {"exemptNamespaces": ["kube-system", "shop"]}
 
-    assert net_admin_violations(SIDECAR_WITHOUT_CNI, config=config) == []
-    in_istio_system = deployment("istio-system", [ISTIO_INIT], [])
+    assert net_admin_violations(APP_WITH_NET_ADMIN, config=config) == []
+    in_istio_system = deployment("istio-system", [NET_ADMIN_INIT], [])
     assert len(net_admin_violations(in_istio_system, config=config)) == 1
 
 
@@ -337,7 +343,7 @@ def test_unset_exclusions_are_refused() -> None:
 
 
 def test_a_stack_without_istio_is_not_applicable() -> None:
-    app = ("kubernetes:apps/v1:Deployment", "web", SIDECAR_WITH_CNI)
+    app = ("kubernetes:apps/v1:Deployment", "web", APP_WITHOUT_CAPABILITIES)
     with pytest.raises(_NotApplicableError):
         validate_stack([app])
 
@@ -395,10 +401,9 @@ def test_enforcement_levels() -> None:
 # --- the pack as the Pulumi CLI runs it -----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def analyzer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
+@contextmanager
+def running_pack(errors: Path) -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
     """Start `policy/` as the CLI's Python policy host does; it prints the port it serves on."""
-    errors = tmp_path_factory.mktemp("policy-pack") / "stderr"
     with errors.open("w") as stderr:
         pack = subprocess.Popen(
             [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(REPO_ROOT / "policy")],
@@ -421,6 +426,12 @@ def analyzer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[analyzer_pb2_
             pack.stdout.close()
 
 
+@pytest.fixture(scope="module")
+def analyzer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
+    with running_pack(tmp_path_factory.mktemp("policy-pack") / "stderr") as stub:
+        yield stub
+
+
 def struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
     message = struct_pb2.Struct()
     message.update(props)
@@ -434,11 +445,11 @@ def test_the_pack_announces_its_policies(analyzer: analyzer_pb2_grpc.AnalyzerStu
     assert [policy.name for policy in info.policies] == [NET_ADMIN_POLICY, CNI_POLICY, POD_SECURITY_POLICY]
 
 
-def test_the_pack_refuses_istio_init_over_grpc(analyzer: analyzer_pb2_grpc.AnalyzerStub) -> None:
+def test_the_pack_refuses_a_declared_net_admin_container_over_grpc(analyzer: analyzer_pb2_grpc.AnalyzerStub) -> None:
     resource_type = DEPLOYMENT
     response = analyzer.Analyze(
         analyzer_pb2.AnalyzeRequest(
-            type=resource_type, properties=struct(SIDECAR_WITHOUT_CNI), urn=urn(resource_type, "web"), name="web"
+            type=resource_type, properties=struct(APP_WITH_NET_ADMIN), urn=urn(resource_type, "web"), name="web"
         ),
         timeout=10,
     )
@@ -458,3 +469,129 @@ def test_the_pack_passes_the_cni_install_over_grpc(analyzer: analyzer_pb2_grpc.A
     response = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=resources), timeout=10)
 
     assert list(response.diagnostics) == []
+
+
+# --- the pack over the platform program's own resources -------------------------------------------
+# What `pulumi preview --policy-pack policy` checks in this repository's CI: the resources the
+# platform program declares for each committed stack (no workloads of its own: the rule on the
+# Istio install is the one that bites here).
+
+
+def platform_run(stack: str, *, preview: bool = False, **changes: dict[str, Any]) -> ProgramRun:
+    """Run the platform program as `stack`, some config objects changed (keys without `aks-istio:`)."""
+    config = copy.deepcopy(stack_config(stack))
+    for name, change in changes.items():
+        config[f"aks-istio:{name}"] = {**config.get(f"aks-istio:{name}", {}), **change}
+    return run_program(stack, config, preview=preview)
+
+
+def pack_violations(run: ProgramRun) -> list[tuple[str, EnforcementLevel, str]]:
+    """Every policy of the pack over every resource of `run`: (policy, enforcement level, message)."""
+    violations: list[tuple[str, EnforcementLevel, str]] = []
+
+    def reporter(policy: ResourceValidationPolicy | StackValidationPolicy) -> Any:
+        level = policy.enforcement_level or EnforcementLevel.MANDATORY  # the pack's own default
+        return lambda message, _urn=None: violations.append((policy.name, level, message))
+
+    stack_resources = []
+    for resource in run.resources:
+        # Unknown values keep the engine's sentinel, so a rule reading one fails as it would in a preview.
+        props = reveal(resource.inputs)
+        args = ResourceValidationArgs(
+            resource.type, unknown_checking_proxy(props), resource.urn, resource.name, options(), None, None
+        )
+        for policy in POLICIES:
+            if isinstance(policy, ResourceValidationPolicy):
+                policy.validate(args, reporter(policy))
+        stack_resources.append(
+            PolicyResource(
+                resource.type, unknown_checking_proxy(props), resource.urn, resource.name, options(), None, None, [], {}
+            )
+        )
+    for policy in POLICIES:
+        if isinstance(policy, StackValidationPolicy):
+            policy.validate(StackValidationArgs(stack_resources), reporter(policy))
+    return violations
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_committed_stacks_pass_the_pack(stack: str, preview: bool) -> None:
+    violations = pack_violations(platform_run(stack, preview=preview))
+
+    assert [v for v in violations if v[1] == EnforcementLevel.MANDATORY] == []
+    assert violations == []  # the advisory rule too: the mesh namespaces carry the baseline label
+
+
+def test_a_stack_with_the_cni_off_fails_the_cni_rule() -> None:
+    violations = pack_violations(platform_run("dev", istio={"cni": {"enabled": False}}))
+    mandatory = [(name, message) for name, level, message in violations if level == EnforcementLevel.MANDATORY]
+
+    assert {name for name, _ in mandatory} == {CNI_POLICY}
+    assert any("pilot.cni.enabled to False, not true" in message for _, message in mandatory)
+    assert any("no release of the Istio `cni` chart" in message for _, message in mandatory)
+
+
+# --- the committed policy config for a deliberate CNI-off change -----------------------------------
+
+
+def policy_config_as_the_cli_sends_it(path: Path) -> dict[str, analyzer_pb2.PolicyConfig]:
+    """`--policy-pack-config <path>` as the CLI reads it: a level, or an object with `enforcementLevel`."""
+    levels = {
+        "advisory": analyzer_pb2.ADVISORY,
+        "mandatory": analyzer_pb2.MANDATORY,
+        "disabled": analyzer_pb2.DISABLED,
+    }
+    config: dict[str, analyzer_pb2.PolicyConfig] = {}
+    for name, value in json.loads(path.read_text()).items():
+        if isinstance(value, str):
+            config[name] = analyzer_pb2.PolicyConfig(enforcementLevel=levels[value])
+        else:
+            properties = {key: item for key, item in value.items() if key != "enforcementLevel"}
+            config[name] = analyzer_pb2.PolicyConfig(
+                enforcementLevel=levels[value.get("enforcementLevel", "mandatory")], properties=struct(properties)
+            )
+    return config
+
+
+def test_the_cni_off_config_disables_only_the_cni_rule() -> None:
+    config = json.loads(CNI_OFF_CONFIG.read_text())
+
+    # A renamed rule would make the file a silent no-op; every key must name a policy of the pack.
+    assert config == {CNI_POLICY: "disabled"}
+    assert {policy.name for policy in POLICIES} >= set(config)
+
+
+def analyzer_resources(run: ProgramRun) -> list[analyzer_pb2.AnalyzerResource]:
+    return [
+        analyzer_pb2.AnalyzerResource(
+            type=resource.type, properties=struct(reveal(resource.inputs)), urn=resource.urn, name=resource.name
+        )
+        for resource in run.resources
+    ]
+
+
+def test_with_the_cni_off_config_the_pack_passes_a_cni_off_stack_and_still_refuses_net_admin(
+    analyzer: analyzer_pb2_grpc.AnalyzerStub, tmp_path: Path
+) -> None:
+    cni_off = analyzer_resources(platform_run("dev", istio={"cni": {"enabled": False}}))
+    net_admin = analyzer_pb2.AnalyzeRequest(
+        type=DEPLOYMENT, properties=struct(APP_WITH_NET_ADMIN), urn=urn(DEPLOYMENT, "web"), name="web"
+    )
+
+    # Without the config (the module's pack): the CNI rule blocks the change.
+    refused = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=cni_off), timeout=10)
+    assert {(d.policyName, d.enforcementLevel) for d in refused.diagnostics} == {(CNI_POLICY, analyzer_pb2.MANDATORY)}
+
+    with running_pack(tmp_path / "stderr") as configured:
+        configured.Configure(
+            analyzer_pb2.ConfigureAnalyzerRequest(policyConfig=policy_config_as_the_cli_sends_it(CNI_OFF_CONFIG)),
+            timeout=10,
+        )
+        passed = configured.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=cni_off), timeout=10)
+        still_refused = configured.Analyze(net_admin, timeout=10)
+
+    assert list(passed.diagnostics) == []
+    assert [(d.policyName, d.enforcementLevel) for d in still_refused.diagnostics] == [
+        (NET_ADMIN_POLICY, analyzer_pb2.MANDATORY)
+    ]

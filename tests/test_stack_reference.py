@@ -17,6 +17,7 @@ from components.stack_reference import (
     platform_stack_name,
     read_platform_outputs,
 )
+from offline.engine import run_program, stack_config
 from tests.platform_stack_mocks import (
     PLATFORM_OUTPUTS,
     PLATFORM_STACK,
@@ -58,6 +59,35 @@ def test_stack_name_is_org_project_stack() -> None:
 
 def test_every_contract_output_has_a_property() -> None:
     assert set(PROPERTY_OF_OUTPUT) == set(CONTRACT_OUTPUT_NAMES) == set(PLATFORM_OUTPUTS)
+
+
+def value_shape(value: Any) -> Any:
+    """The JSON type of a stack output, lists with their items' types: what a StackReference hands over."""
+    if isinstance(value, list):
+        return ("list", sorted({type(item).__name__ for item in value}))
+    return type(value).__name__
+
+
+def test_the_mocked_platform_outputs_have_the_real_programs_types() -> None:
+    # The program itself under mocks (not a preview, so every output of the contract is known).
+    real = run_program("dev", stack_config("dev")).outputs
+
+    assert {name: value_shape(real[name]) for name in CONTRACT_OUTPUT_NAMES} == {
+        name: value_shape(PLATFORM_OUTPUTS[name]) for name in CONTRACT_OUTPUT_NAMES
+    }
+    assert value_shape(real["cniEnabled"]) == "bool"  # not the string "true"
+    assert value_shape(real["meshNamespaces"]) == ("list", ["str"])
+
+    # And the helper takes the real values as they are: every property passes its type check.
+    contract = {name: real[name] for name in CONTRACT_OUTPUT_NAMES}
+
+    def check(platform: PlatformOutputs) -> pulumi.Output[Any]:
+        values = [getattr(platform, PROPERTY_OF_OUTPUT[name]) for name in CONTRACT_OUTPUT_NAMES]
+        return pulumi.Output.all(*values).apply(
+            lambda resolved: assert_equal(dict(zip(CONTRACT_OUTPUT_NAMES, resolved, strict=True)), contract)
+        )
+
+    run_with_platform(PlatformStackMocks(outputs=contract), check)
 
 
 def test_outputs_are_returned_by_name_with_their_values() -> None:

@@ -7,6 +7,17 @@ no added capabilities, non-root, no privilege escalation. With the platform's CN
 sidecar needs no NET_ADMIN either, so the namespace can enforce that level.
 
     cd examples/app && pulumi stack init dev && pulumi up
+
+Attach the platform's NET_ADMIN guard to every preview and update of an app stack: app stacks are
+where workloads are declared as Pulumi resources, so this is where the pack's workload rule can
+refuse a container that adds NET_ADMIN or NET_RAW (or runs privileged) before it reaches the cluster:
+
+    pulumi preview --policy-pack ../../policy
+    pulumi up --policy-pack ../../policy
+
+(In CI, pulumi/actions' `policyPacks:` input does the same.) The pack checks only what this program
+declares; the sidecar istiod injects at admission is kept free of NET_ADMIN by the platform's CNI
+setting and the namespace's Pod Security label, not by the pack.
 """
 
 import sys
