@@ -46,38 +46,50 @@ EXCLUDED = ("istio-system", "kube-node-lease", "kube-public", "kube-system")
 BASELINE_DEADLINE = 90.0
 
 
-def populate(emulator: KubeEmulator) -> int:
-    """2,000 Deployments; every fourth one runs `istio-init` pods, the rest are CNI pods or have no sidecar."""
+def populate(emulator: KubeEmulator) -> frozenset[str]:
+    """2,000 Deployments; every fourth one runs `istio-init` pods, the rest are CNI pods or have no sidecar.
+
+    Returns the `Deployment/namespace/name` of those created with `istio-init` pods: what must be restarted.
+    """
     shapes = [PodShape(redirect="istio-init"), PodShape(redirect="istio-validation"), PodShape(sidecar=False)]
-    to_restart = 0
+    istio_init: set[str] = set()
     for ns in range(NAMESPACES):
         for index in range(PER_NAMESPACE):
             position = ns * PER_NAMESPACE + index
             shape = shapes[0] if position % 4 == 0 else shapes[1 + position % 2]
-            to_restart += shape is shapes[0]
-            add_deployment(emulator, f"team-{ns:03d}", f"app-{index}", shape)
-    return to_restart
+            namespace, name = f"team-{ns:03d}", f"app-{index}"
+            if shape is shapes[0]:
+                istio_init.add(f"Deployment/{namespace}/{name}")
+            add_deployment(emulator, namespace, name, shape)
+    return frozenset(istio_init)
 
 
 @dataclass(frozen=True)
 class Measurement:
     seconds: float
-    restarts: int
+    restarted: tuple[str, ...]
     requests: Counter[str]
+    expected: frozenset[str]
+    """The `istio-init` Deployments the emulator was populated with."""
+
+    @property
+    def restarts(self) -> int:
+        return len(self.restarted)
 
 
 def _serve(connection: Connection, rollout_delay: float) -> None:
     """In the emulator's own process, as an API server would be: answer "counts" and "stop"."""
-    with KubeEmulator(rollout_delay=rollout_delay) as emulator:
-        populate(emulator)
+    # Rollouts re-inject for the CNI, as istiod serving the new setting does: the wait's pod check passes.
+    with KubeEmulator(rollout_delay=rollout_delay, reinject="istio-validation") as emulator:
+        expected = populate(emulator)
         emulator.latency = LATENCY
-        connection.send(emulator.kubeconfig())
+        connection.send((emulator.kubeconfig(), expected))
         while (command := connection.recv()) != "stop":
             assert command == "counts"
             connection.send(emulator.request_counts())
 
 
-def measure(run: Callable[[str], int], rollout_delay: float = 0.05) -> Measurement:
+def measure(run: Callable[[str], tuple[str, ...]], rollout_delay: float = 0.05) -> Measurement:
     """Time `run(kubeconfig)` against a freshly populated emulator running in a separate process."""
     context = multiprocessing.get_context("fork")
     ours, theirs = context.Pipe()
@@ -86,22 +98,22 @@ def measure(run: Callable[[str], int], rollout_delay: float = 0.05) -> Measureme
     try:
         if not ours.poll(60):
             raise TimeoutError("the emulator did not start within 60 s")
-        kubeconfig = ours.recv()
+        kubeconfig, expected = ours.recv()
         started = time.perf_counter()
-        restarts = run(kubeconfig)
+        restarted = run(kubeconfig)
         seconds = time.perf_counter() - started
         ours.send("counts")
         requests: Counter[str] = ours.recv()
         ours.send("stop")
-        return Measurement(seconds, restarts, requests)
+        return Measurement(seconds, restarted, requests, expected)
     finally:
         server.join(10)
         if server.is_alive():
             server.terminate()
 
 
-def provider_way(wait: bool) -> Callable[[str], int]:
-    def run(kubeconfig: str) -> int:
+def provider_way(wait: bool) -> Callable[[str], tuple[str, ...]]:
+    def run(kubeconfig: str) -> tuple[str, ...]:
         request = RestartRequest(
             kubeconfig=kubeconfig,
             cni_enabled=True,
@@ -111,18 +123,18 @@ def provider_way(wait: bool) -> Callable[[str], int]:
             timeout_seconds=60,
         )
         outcome: RestartOutcome = run_restart(request, lambda _message: None)
-        return len(outcome.restarted)
+        return outcome.restarted
 
     return run
 
 
-def article_way(kubeconfig: str) -> int:
+def article_way(kubeconfig: str) -> tuple[str, ...]:
     """Per namespace: list its Deployments, then restart each one, one request at a time."""
     configuration = client.Configuration()
     config.load_kube_config_from_dict(yaml.safe_load(kubeconfig), client_configuration=configuration)
     deadline = time.monotonic() + BASELINE_DEADLINE
     body = restart_patch("article", rfc3339(datetime.now(UTC)))
-    restarts = 0
+    restarted: list[str] = []
     with client.ApiClient(configuration) as api:
         apps = client.AppsV1Api(api)
         for ns in range(NAMESPACES):
@@ -138,8 +150,8 @@ def article_way(kubeconfig: str) -> int:
                 )
                 response.read()
                 response.release_conn()
-                restarts += 1
-    return restarts
+                restarted.append(f"Deployment/{namespace}/{item['metadata']['name']}")
+    return tuple(restarted)
 
 
 def list_requests(requests: Counter[str]) -> int:
@@ -169,6 +181,10 @@ def main() -> None:
 
     plain = [measure(provider_way(False)) for _ in range(args.runs)]
     waited = [measure(provider_way(True), rollout_delay=ROLLOUT_DELAY) for _ in range(args.runs)]
+    for measurement in plain + waited:
+        # Exactly the `istio-init` Deployments the emulator was populated with: no more, no fewer.
+        assert set(measurement.restarted) == measurement.expected, "the restarts are not the istio-init Deployments"
+        assert len(measurement.restarted) == len(measurement.expected) == 500
     median_plain = statistics.median(m.seconds for m in plain)
     median_waited = statistics.median(m.seconds for m in waited)
     sample, sample_waited = plain[0], waited[0]
@@ -177,7 +193,7 @@ def main() -> None:
     article_ideal = article_requests * LATENCY
 
     rows = [
-        ("Restarts", f"{sample.restarts} (of {NAMESPACES * PER_NAMESPACE} Deployments)"),
+        ("Restarts", f"{sample.restarts} of {NAMESPACES * PER_NAMESPACE} Deployments: exactly the `istio-init` ones"),
         ("API requests", f"{sum(sample.requests.values())} ({describe(sample.requests)})"),
         ("Wall time, median of " + str(args.runs), f"{median_plain:.2f} s (runs: "
          + ", ".join(f"{m.seconds:.2f}" for m in plain) + ")"),

@@ -2,7 +2,8 @@
 
 A Pulumi dynamic resource. Its inputs carry the CNI setting itself (so a preview shows which part of it
 changed), the cluster's kubeconfig as a secret, and the restart options. Only a change of the CNI setting
-(or the first create) restarts anything; a rotated kubeconfig or changed options update the state alone.
+(or the first create) restarts anything; a rotated kubeconfig or changed options update the state alone,
+and so does a new `excludeNamespaces` while the CNI stays off (the list has no effect without the plugin).
 
 This module imports only the standard library, `pulumi` and the settings: dill pickles the provider class
 by reference, so the engine's provider host re-imports this module, and it must load fast and without side
@@ -21,6 +22,7 @@ import pulumi.dynamic
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
+from components.restart_plan import cni_fingerprint, summarize
 from components.settings import CniSettings, RestartSettings
 
 CNI_KEYS = ("cniEnabled", "excludeNamespaces")
@@ -32,7 +34,11 @@ OUTPUT_KEYS = ("restarted", "skipped", "manualRestart", "fingerprint", "restarte
 
 
 class SidecarRestartError(RuntimeError):
-    """The restart failed; the message says what was already restarted (a re-run skips those)."""
+    """The restart failed; `restarted` (and the message) name what this run restarted (a re-run skips those)."""
+
+    def __init__(self, message: str, restarted: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.restarted = restarted
 
 
 def _plain(value: Any) -> Any:
@@ -141,7 +147,24 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
 
     @staticmethod
     def changed_keys(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
-        return [key for key in INPUT_KEYS if _plain(olds.get(key)) != _plain(news.get(key))]
+        """The inputs that differ. An unknown option (the kubeconfig of a cluster being updated, in a
+        preview) is not a change by itself: it can restart nothing, and `pulumi up` diffs again with the
+        real value. An unknown CNI input may well differ, so it counts.
+        """
+        return [
+            key
+            for key in INPUT_KEYS
+            if _plain(olds.get(key)) != _plain(news.get(key)) and (key in CNI_KEYS or _known(_plain(news.get(key))))
+        ]
+
+    @staticmethod
+    def restarts(olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:
+        """Whether the CNI setting itself changed: its fingerprint, which ignores the exclusions while it is off."""
+
+        def fingerprint(props: Mapping[str, Any]) -> str:
+            return cni_fingerprint(bool(_plain(props.get("cniEnabled"))), _plain(props.get("excludeNamespaces")) or ())
+
+        return fingerprint(olds) != fingerprint(news)
 
     def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
         # The first install on a running cluster is the article's case: restart what needs it.
@@ -149,7 +172,7 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
         return pulumi.dynamic.CreateResult(id_=f"sidecar-restart-{uuid.uuid4().hex[:12]}", outs=outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.UpdateResult:
-        if any(_plain(olds.get(key)) != _plain(news.get(key)) for key in CNI_KEYS):
+        if self.restarts(olds, news):
             return pulumi.dynamic.UpdateResult(outs=self._restart(news))
         carried = {key: _plain(olds.get(key)) for key in OUTPUT_KEYS}
         return pulumi.dynamic.UpdateResult(outs={**self._inputs_out(news), **carried})
@@ -179,11 +202,18 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
         try:
             outcome = restart_kube.run_restart(request, _progress)
         except restart_kube.RestartError as exc:
-            raise SidecarRestartError(f"sidecar restart failed: {exc}") from exc
+            raise SidecarRestartError(f"sidecar restart failed: {exc}", exc.restarted) from exc
+        except Exception as exc:
+            # Not one of ours (a client or loader error): its message and chain may quote the kubeconfig,
+            # and the provider host sends the whole traceback to the engine. Keep only its type.
+            raise SidecarRestartError(
+                f"sidecar restart failed unexpectedly ({type(exc).__module__}.{type(exc).__name__}); "
+                "workloads restarted before it are recorded on them and listed in the log above"
+            ) from None
         return {
             **self._inputs_out(props),
             "restarted": list(outcome.restarted),
-            "skipped": outcome.skipped,
+            "skipped": summarize(outcome.skipped),
             "manualRestart": outcome.manual_restart,
             "fingerprint": outcome.fingerprint,
             "restartedAt": outcome.restarted_at,
@@ -203,8 +233,10 @@ class SidecarRestartArgs:
 class SidecarRestart(pulumi.dynamic.Resource, module="restart", name="SidecarRestart"):
     """Restarts the sidecar workloads whose traffic redirection does not match the CNI setting.
 
-    Outputs: `restarted` (`Kind/namespace/name` of each workload restarted), `skipped` and `manualRestart`
-    (`{reason: [Kind/namespace/name, ...]}`), `fingerprint` (of the CNI setting), `restartedAt` (RFC 3339).
+    Outputs: `restarted` (`Kind/namespace/name` of each workload restarted), `manualRestart`
+    (`{reason: [Kind/namespace/name, ...]}`, each one needs a person), `skipped`
+    (`{reason: {"count": n, "workloads": [the first 50 names]}}`: `noSidecar` alone can count every pod owner
+    of the cluster, so only a sample is kept), `fingerprint` (of the CNI setting), `restartedAt` (RFC 3339).
     """
 
     cniEnabled: pulumi.Output[bool]  # noqa: N815 - property names are the resource's camelCase schema
@@ -214,7 +246,7 @@ class SidecarRestart(pulumi.dynamic.Resource, module="restart", name="SidecarRes
     waitForRollout: pulumi.Output[bool]  # noqa: N815
     timeoutSeconds: pulumi.Output[int]  # noqa: N815
     restarted: pulumi.Output[list[str]]
-    skipped: pulumi.Output[dict[str, list[str]]]
+    skipped: pulumi.Output[dict[str, dict[str, Any]]]
     manualRestart: pulumi.Output[dict[str, list[str]]]  # noqa: N815
     fingerprint: pulumi.Output[str]
     restartedAt: pulumi.Output[str]  # noqa: N815

@@ -8,20 +8,23 @@ Requests made for one run, whatever the cluster's size:
   run side by side;
 - exactly one PATCH per workload restarted, at most `max_concurrent` in flight;
 - with `wait_for_rollout`, one watch per restarted kind, started from the list's resourceVersion so that
-  no status change after the patches can be missed.
+  no status change after the patches can be missed (renewed every `watch_window` seconds, so that a
+  failure of another kind's watch is noticed promptly), then one more paginated list of pods to check
+  that the new pods carry the wanted redirection.
 Every request is retried with backoff on 429 (honouring Retry-After), 5xx and dropped connections.
 """
 
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import functools
 import json
 import random
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,12 +40,16 @@ from components.restart_plan import (
     RestartPlan,
     SkipReason,
     WorkloadRef,
+    desired_redirection,
     group_by_reason,
+    mismatched_pods,
+    name_list,
     plan_restart,
     ref_of,
     restart_patch,
     rfc3339,
     rollout_complete,
+    rollout_failure,
     slim_pod,
     slim_workload,
 )
@@ -55,6 +62,8 @@ _load_kubeconfig: Callable[..., None] = config.load_kube_config_from_dict
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 PATCH_CONTENT_TYPE = "application/strategic-merge-patch+json"
+FIELD_MANAGER = "aks-istio-restart"
+"""Names this program in the patched objects' `managedFields`, so a reader can tell who set the annotations."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,9 @@ class RetryPolicy:
     max_delay: float = 30.0
     """Ceiling of one wait, Retry-After included, so that a run always ends."""
     request_timeout: float = 60.0
-    """Read timeout of one request (watches use the remaining rollout time instead)."""
+    """Read timeout of one request (watches use their window instead)."""
+    watch_window: float = 10.0
+    """Longest a watch request stays open before it is renewed; a failure elsewhere is noticed within it."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +100,7 @@ class RestartOutcome:
 
 
 class RestartError(RuntimeError):
-    """The restart could not finish; `restarted` lists what was restarted before it stopped."""
+    """The restart could not finish; `restarted` lists what this run restarted before it stopped."""
 
     def __init__(self, message: str, restarted: tuple[str, ...] = ()) -> None:
         super().__init__(message)
@@ -150,10 +161,8 @@ class _Cluster:
 
     def _retry_after(self, exc: ApiException) -> float | None:
         value = (exc.headers or {}).get("Retry-After")
-        try:
-            return min(self._retry.max_delay, max(0.0, float(value))) if value is not None else None
-        except ValueError:
-            return None
+        seconds = _retry_after_seconds(value) if value is not None else None
+        return min(self._retry.max_delay, max(0.0, seconds)) if seconds is not None else None
 
     def request(self, verb: str, kind: _Kind, namespace: str | None, call: Callable[[], Any]) -> Any:
         """Run `call` (which returns an unread HTTP response) with retries; return the decoded JSON body."""
@@ -163,6 +172,8 @@ class _Cluster:
                 response = call()
                 try:
                     return json.loads(response.data)
+                except ValueError:
+                    raise RestartError(f"the answer to {verb} {kind.plural} is not JSON") from None
                 finally:
                     response.release_conn()
             except ApiException as exc:
@@ -253,6 +264,7 @@ class _Cluster:
                     name=ref.name,
                     namespace=ref.namespace,
                     body=body,
+                    field_manager=FIELD_MANAGER,
                     _content_type=PATCH_CONTENT_TYPE,
                     _preload_content=False,
                     _request_timeout=self._retry.request_timeout,
@@ -294,6 +306,21 @@ class _Cluster:
             response.close()
 
 
+def _retry_after_seconds(value: str) -> float | None:
+    """Retry-After is either a number of seconds or an HTTP date (RFC 9110)."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - datetime.now(UTC)).total_seconds()
+
+
 def _status_message(exc: ApiException) -> str:
     """The `message` of a Kubernetes Status body, else the HTTP reason."""
     try:
@@ -319,8 +346,11 @@ def _connect(kubeconfig: str, retry: RetryPolicy, page_size: int, pool_size: int
         configuration = client.Configuration()
         try:
             _load_kubeconfig(loaded, client_configuration=configuration, persist_config=False, temp_file_path=cert_dir)
-        except (config.ConfigException, KeyError, TypeError, ValueError) as exc:
+        except Exception as exc:
+            # Only the type: the loader's messages quote parts of the document.
             raise RestartError(f"the kubeconfig cannot be used: {type(exc).__name__}") from None
+        if not configuration.host:
+            raise RestartError("the kubeconfig names no API server for its current context")
         # Retries are ours: urllib3's would repeat requests behind our back and not honour Retry-After.
         configuration.retries = False
         configuration.connection_pool_maxsize = pool_size
@@ -347,7 +377,13 @@ class _Reporter:
                 self._progress(f"{self._done} of {self._total} {self._verb}")
 
 
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+
+
 def _list_cluster(cluster: _Cluster) -> dict[str, _Listing]:
+    # Side by side, not one after the other: pods and ReplicaSets are the biggest lists. A pod whose
+    # ReplicaSet was created after the ReplicaSets were listed is still traced to its Deployment
+    # (see `resolve_owner`).
     with ThreadPoolExecutor(max_workers=len(KINDS)) as pool:
         futures = {kind: pool.submit(cluster.list_all, spec) for kind, spec in KINDS.items()}
         return {kind: future.result() for kind, future in futures.items()}
@@ -357,7 +393,7 @@ def _plan(request: RestartRequest, listings: Mapping[str, _Listing]) -> RestartP
     return plan_restart(
         pods=listings["Pod"].items,
         replicasets=listings["ReplicaSet"].items,
-        workloads=[(kind, obj) for kind in ("Deployment", "StatefulSet", "DaemonSet") for obj in listings[kind].items],
+        workloads=[(kind, obj) for kind in WORKLOAD_KINDS for obj in listings[kind].items],
         cni_enabled=request.cni_enabled,
         exclude_namespaces=request.exclude_namespaces,
     )
@@ -380,7 +416,6 @@ def _restart_all(
     generations: dict[WorkloadRef, int] = {}
     deleted: list[WorkloadRef] = []
     failure: BaseException | None = None
-    reporter = _Reporter(progress, len(targets), "restarted")
     stop = threading.Event()
 
     def patch_unless_stopped(ref: WorkloadRef) -> dict[str, Any] | _NotStarted | None:
@@ -410,12 +445,14 @@ def _restart_all(
                 deleted.append(ref)
                 continue
             generations[ref] = int((patched.get("metadata") or {}).get("generation") or 0)
-            reporter.advance()
+            # One line per workload: if the run fails later, the log still names everything it restarted.
+            progress(f"restarted {ref} ({len(generations)} of {len(targets)})")
     if failure is not None:
         done = tuple(str(ref) for ref in sorted(generations))
+        names = f" ({name_list(done)})" if done else ""
         raise RestartError(
-            f"restarted {len(done)} of {len(targets)} workloads, then failed: {failure}. "
-            "They are recorded on the workloads: a re-run restarts only the others.",
+            f"restarted {len(done)} of {len(targets)} workloads{names}, then failed: {failure}. "
+            "The restarts are recorded on the workloads: a re-run restarts only the others.",
             done,
         ) from failure
     return generations, deleted
@@ -424,38 +461,52 @@ def _restart_all(
 def _await_kind(
     cluster: _Cluster,
     kind: _Kind,
-    targets: dict[WorkloadRef, int],
-    resource_version: str,
+    targets: Mapping[WorkloadRef, int],
+    listing: _Listing,
     deadline: float,
     retry: RetryPolicy,
     reporter: _Reporter,
+    stop: threading.Event,
 ) -> set[WorkloadRef]:
-    """Follow one kind's watch until every target has rolled out or the deadline passes; the unfinished ones."""
+    """Follow one kind's watch until every target has rolled out, the deadline passes or `stop` is set.
+
+    Returns the unfinished targets; raises RestartError as soon as a rollout fails for good.
+    """
     remaining = dict(targets)
 
     def settle(ref: WorkloadRef, obj: Mapping[str, Any] | None) -> None:
-        if ref in remaining and (obj is None or rollout_complete(kind.kind, obj, remaining[ref])):
+        if ref not in remaining:
+            return
+        # Failure first, as kubectl checks it: a timed-out Deployment may still report old replicas as ready.
+        if obj is not None and (reason := rollout_failure(kind.kind, obj, remaining[ref])) is not None:
+            raise RestartError(f"the rollout of {ref} failed: {reason}")
+        if obj is None or rollout_complete(kind.kind, obj, remaining[ref]):
             del remaining[ref]
             reporter.advance()
 
-    failures = 0
-    while remaining and time.monotonic() < deadline:
+    def settle_from(objects: Iterable[Mapping[str, Any]]) -> None:
+        listed = {ref_of(kind.kind, obj): obj for obj in objects}
+        for ref in list(remaining):
+            settle(ref, listed.get(ref))
+
+    # A workload restarted by an earlier run may have finished (or failed) before this run's list.
+    settle_from(listing.items)
+    resource_version, failures = listing.resource_version, 0
+    while remaining and not stop.is_set() and (left := deadline - time.monotonic()) > 0:
         try:
-            for event in cluster.watch(kind, resource_version, deadline - time.monotonic()):
+            for event in cluster.watch(kind, resource_version, min(retry.watch_window, left)):
                 obj = event.get("object") or {}
                 resource_version = str((obj.get("metadata") or {}).get("resourceVersion") or resource_version)
                 if event.get("type") != "BOOKMARK":
                     settle(ref_of(kind.kind, obj), None if event.get("type") == "DELETED" else obj)
-                if not remaining:
+                if not remaining or stop.is_set():
                     break
             failures = 0
         except _GoneError:
             # The watch fell too far behind: a fresh list tells the current state and where to resume.
-            listing = cluster.list_all(kind)
-            listed = {ref_of(kind.kind, obj): obj for obj in listing.items}
-            for ref in list(remaining):
-                settle(ref, listed.get(ref))
-            resource_version = listing.resource_version
+            fresh = cluster.list_all(kind)
+            settle_from(fresh.items)
+            resource_version = fresh.resource_version
         except urllib3.exceptions.HTTPError:
             failures += 1
             if failures >= retry.attempts:
@@ -466,38 +517,107 @@ def _await_kind(
 
 def _wait_for_rollouts(
     cluster: _Cluster,
-    generations: Mapping[WorkloadRef, int],
+    targets: Mapping[WorkloadRef, int],
     listings: Mapping[str, _Listing],
     timeout_seconds: int,
     retry: RetryPolicy,
     progress: Progress,
 ) -> None:
+    """Wait for every target's rollout (to at least its generation), one watcher per kind side by side.
+
+    The first watcher to fail stops the others (at their next event or window's end), so a 403 on one
+    kind fails the run promptly instead of after the timeout.
+    """
     deadline = time.monotonic() + timeout_seconds
-    reporter = _Reporter(progress, len(generations), "rolled out")
+    reporter = _Reporter(progress, len(targets), "rolled out")
+    stop = threading.Event()
     by_kind: dict[str, dict[WorkloadRef, int]] = {}
-    for ref, generation in generations.items():
+    for ref, generation in targets.items():
         by_kind.setdefault(ref.kind, {})[ref] = generation
+    unfinished: list[WorkloadRef] = []
     with ThreadPoolExecutor(max_workers=max(1, len(by_kind)), thread_name_prefix="rollout") as pool:
         futures = [
-            pool.submit(
-                _await_kind, cluster, KINDS[kind], targets, listings[kind].resource_version, deadline, retry, reporter
-            )
-            for kind, targets in by_kind.items()
+            pool.submit(_await_kind, cluster, KINDS[kind], kinds, listings[kind], deadline, retry, reporter, stop)
+            for kind, kinds in by_kind.items()
         ]
-        restarted = tuple(str(ref) for ref in sorted(generations))
         try:
-            unfinished = sorted(ref for future in futures for ref in future.result())
-        except (RestartError, urllib3.exceptions.HTTPError) as exc:
-            raise RestartError(
-                f"restarted {len(restarted)} workloads, then waiting for their rollouts failed: {exc}", restarted
-            ) from exc
+            for future in as_completed(futures):
+                unfinished.extend(future.result())
+        finally:
+            stop.set()
     if unfinished:
-        names = ", ".join(str(ref) for ref in unfinished[:20])
-        more = f" and {len(unfinished) - 20} more" if len(unfinished) > 20 else ""
         raise RestartError(
-            f"{len(unfinished)} of {len(generations)} restarted workloads did not finish rolling out within "
-            f"{timeout_seconds} s: {names}{more}",
-            restarted,
+            f"{len(unfinished)} of {len(targets)} rollouts did not finish within {timeout_seconds} s: "
+            f"{name_list(sorted(unfinished))}"
+        )
+
+
+def _verify_pods(
+    cluster: _Cluster, owners: Mapping[WorkloadRef, int], listings: Mapping[str, _Listing], cni_enabled: bool
+) -> None:
+    """Once the rollouts finished: fail if any of their running pods still has the old redirection.
+
+    That happens when istiod had not loaded the new injection setting yet when the pods were created.
+    """
+    left = mismatched_pods(
+        pods=cluster.list_all(KINDS["Pod"]).items,
+        replicasets=listings["ReplicaSet"].items,
+        owners=owners,
+        cni_enabled=cni_enabled,
+    )
+    if not left:
+        return
+    wanted = desired_redirection(cni_enabled)
+    described = name_list(f"{owner} (pods {name_list(pods, limit=3)})" for owner, pods in left.items())
+    raise RestartError(
+        f"the rollouts finished, but {len(left)} workloads still run pods without {wanted}: {described}. "
+        "istiod probably injected them before it served the new setting. They are not restarted twice for "
+        "one change: restart them by hand (kubectl rollout restart) once istiod is up to date"
+    )
+
+
+def _wait_and_verify(
+    cluster: _Cluster,
+    request: RestartRequest,
+    generations: Mapping[WorkloadRef, int],
+    rechecked: Mapping[WorkloadRef, int],
+    listings: Mapping[str, _Listing],
+    retry: RetryPolicy,
+    progress: Progress,
+) -> None:
+    restarted = tuple(str(ref) for ref in sorted(generations))
+    targets = {**rechecked, **generations}
+    try:
+        _wait_for_rollouts(cluster, targets, listings, request.timeout_seconds, retry, progress)
+        _verify_pods(cluster, targets, listings, request.cni_enabled)
+    except Exception as exc:
+        done = f"restarted {len(restarted)} workloads ({name_list(restarted)})" if restarted else "restarted nothing"
+        raise RestartError(f"{done}, then: {exc}", restarted) from exc
+
+
+def _current_generations(refs: tuple[WorkloadRef, ...], listings: Mapping[str, _Listing]) -> dict[WorkloadRef, int]:
+    wanted = set(refs)
+    found: dict[WorkloadRef, int] = {}
+    for kind in WORKLOAD_KINDS:
+        for obj in listings[kind].items:
+            if (ref := ref_of(kind, obj)) in wanted:
+                found[ref] = int((obj.get("metadata") or {}).get("generation") or 0)
+    return found
+
+
+def _report_plan(request: RestartRequest, plan: RestartPlan, progress: Progress) -> None:
+    progress(
+        f"CNI {'enabled' if request.cni_enabled else 'disabled'} (fingerprint {plan.fingerprint}): "
+        f"{len(plan.restart)} workloads to restart, {len(plan.skipped)} skipped, "
+        f"{len(plan.manual)} need a manual restart"
+    )
+    for ref, reason in sorted(plan.manual.items()):
+        progress(f"needs a manual restart ({reason}): {ref}")
+    if plan.recheck:
+        action = "waiting for their rollouts" if request.wait_for_rollout else "not waiting (waitForRollout is off)"
+        progress(
+            f"{len(plan.recheck)} workloads were restarted for this setting by an earlier run and still run "
+            f"pods with the old redirection; not restarting them again, {action}: {name_list(plan.recheck)}"
         )
 
 
@@ -515,20 +635,20 @@ def run_restart(
     with _connect(request.kubeconfig, retry, page_size, pool_size) as cluster:
         listings = _list_cluster(cluster)
         plan = _plan(request, listings)
-        progress(
-            f"CNI {'enabled' if request.cni_enabled else 'disabled'} (fingerprint {plan.fingerprint}): "
-            f"{len(plan.restart)} workloads to restart, {len(plan.skipped)} skipped, "
-            f"{len(plan.manual)} need a manual restart"
-        )
-        for ref, reason in sorted(plan.manual.items()):
-            progress(f"needs a manual restart ({reason}): {ref}")
+        _report_plan(request, plan, progress)
         restarted_at = rfc3339(now())
         body = restart_patch(plan.fingerprint, restarted_at)
         generations, deleted = _restart_all(cluster, plan.restart, body, request.max_concurrent, progress)
-        if request.wait_for_rollout and generations:
-            _wait_for_rollouts(cluster, generations, listings, request.timeout_seconds, retry, progress)
+        # Restarted by an earlier run: awaited at the generation that restart produced, never patched again.
+        rechecked = _current_generations(plan.recheck, listings)
+        if request.wait_for_rollout and (generations or rechecked):
+            _wait_and_verify(cluster, request, generations, rechecked, listings, retry, progress)
     skipped: dict[WorkloadRef, Any] = dict(plan.skipped)
     skipped.update({ref: SkipReason.DELETED_BEFORE_RESTART for ref in deleted})
+    recheck_reason = (
+        SkipReason.ALREADY_RESTARTED if request.wait_for_rollout else SkipReason.RESTARTED_BUT_STILL_MISMATCHED
+    )
+    skipped.update(dict.fromkeys(plan.recheck, recheck_reason))
     return RestartOutcome(
         fingerprint=plan.fingerprint,
         restarted_at=restarted_at,

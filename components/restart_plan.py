@@ -30,6 +30,11 @@ CNI_VALIDATION_CONTAINER = "istio-validation"
 
 ROLLABLE_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 """Kinds whose pods are recreated by a change of the pod template."""
+KNOWN_OWNERS = {("apps", "ReplicaSet"), ("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"),
+                ("batch", "Job")}  # fmt: skip
+"""Owner kinds recognised by their API group as well as their kind: `apps.kruise.io` also has a StatefulSet."""
+POD_TEMPLATE_HASH_LABEL = "pod-template-hash"
+"""The Deployment controller names each ReplicaSet `<deployment>-<hash>` and labels its pods with the hash."""
 
 
 class Redirection(StrEnum):
@@ -49,6 +54,9 @@ class SkipReason(StrEnum):
     NO_REDIRECTION = "noRedirection"
     ALREADY_MATCHING = "alreadyMatching"
     ALREADY_RESTARTED = "alreadyRestarted"
+    """Restarted by an earlier run for this same setting; its rollout was awaited and its pods now match."""
+    RESTARTED_BUT_STILL_MISMATCHED = "restartedButStillMismatched"
+    """Restarted by an earlier run for this same setting, pods still mismatched, and no wait was asked for."""
     PAUSED = "paused"
     DELETED_BEFORE_RESTART = "deletedBeforeRestart"
 
@@ -60,6 +68,8 @@ class ManualReason(StrEnum):
     JOB = "job"
     REPLICASET_WITHOUT_DEPLOYMENT = "replicaSetWithoutDeployment"
     ON_DELETE_STRATEGY = "onDeleteUpdateStrategy"
+    PARTITIONED_ROLLOUT = "partitionedRollout"
+    """A StatefulSet with `rollingUpdate.partition > 0` only replaces the pods at or above the partition."""
     OWNER_NOT_FOUND = "ownerNotFound"
     UNSUPPORTED_OWNER = "unsupportedOwner"
 
@@ -81,11 +91,23 @@ class RestartPlan:
     """Workloads to roll, sorted."""
     skipped: Mapping[WorkloadRef, SkipReason] = field(default_factory=dict)
     manual: Mapping[WorkloadRef, ManualReason] = field(default_factory=dict)
+    recheck: tuple[WorkloadRef, ...] = ()
+    """Workloads an earlier run restarted for this same setting whose pods still mismatch, sorted.
+
+    Not patched again (one change, one restart): their rollout may still be running, may be stuck, or
+    istiod may have injected the new pods before it served the new setting. The caller waits for them
+    and checks their pods, or reports them.
+    """
 
 
 def cni_fingerprint(enabled: bool, exclude_namespaces: Iterable[str]) -> str:
-    """A short stable hash of the CNI setting; the order and repetition of namespaces do not matter."""
-    canonical = json.dumps({"enabled": enabled, "excludeNamespaces": sorted(set(exclude_namespaces))})
+    """A short stable hash of the CNI setting; the order and repetition of namespaces do not matter.
+
+    Without the CNI plugin its exclusion list has no effect, so every disabled setting hashes alike: a
+    change of the list alone while the CNI stays off restarts nothing.
+    """
+    namespaces = sorted(set(exclude_namespaces)) if enabled else []
+    canonical = json.dumps({"enabled": enabled, "excludeNamespaces": namespaces})
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -123,6 +145,11 @@ def is_active(pod: Mapping[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
 
 
+def is_running(pod: Mapping[str, Any]) -> bool:
+    """Running and not being deleted: what a finished rollout leaves, without the old pods on their way out."""
+    return is_active(pod) and (pod.get("status") or {}).get("phase") == "Running"
+
+
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     meta: Mapping[str, Any] = obj.get("metadata") or {}
     return meta
@@ -141,22 +168,58 @@ def controller_of(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
+def owner_kind(owner: Mapping[str, Any]) -> str:
+    """The owner's kind, qualified with its API group unless it is one we handle (`Rollout.argoproj.io`).
+
+    Matching by kind alone would take an OpenKruise `StatefulSet` (group `apps.kruise.io`) for an `apps` one.
+    """
+    kind = str(owner.get("kind", ""))
+    api_version = str(owner.get("apiVersion", ""))
+    group = api_version.split("/")[0] if "/" in api_version else ""
+    if not group or (group, kind) in KNOWN_OWNERS:
+        return kind
+    return f"{kind}.{group}"
+
+
+MISSING_REPLICASET = "ReplicaSet (not found)"
+"""The owner kind of a pod whose ReplicaSet was not listed (deleted in between)."""
+
+
+def _deployment_by_hash(pod: Mapping[str, Any], replicaset_name: str) -> str | None:
+    """The Deployment a ReplicaSet was named after, when the pod carries the matching template hash."""
+    template_hash = str((_meta(pod).get("labels") or {}).get(POD_TEMPLATE_HASH_LABEL) or "")
+    suffix = f"-{template_hash}"
+    if template_hash and replicaset_name.endswith(suffix) and len(replicaset_name) > len(suffix):
+        return replicaset_name[: -len(suffix)]
+    return None
+
+
 def resolve_owner(pod: Mapping[str, Any], replicasets: Mapping[tuple[str, str], Mapping[str, Any]]) -> WorkloadRef:
     """The object a pod is recreated through: Pod -> ReplicaSet -> Deployment, or its direct controller.
 
-    Returns the pod itself for a bare pod, and the ReplicaSet when no Deployment controls it.
+    Returns the pod itself for a bare pod, the ReplicaSet's own controller when it is not a Deployment
+    (an Argo `Rollout.argoproj.io`, reported as unsupported), and the ReplicaSet when nothing controls it.
+    A ReplicaSet missing from `replicasets` was created after they were listed (a rollout under way, or
+    the one just awaited): the Deployment controller's naming rule names its Deployment, which the caller
+    still has to find; without the rule's label it is `MISSING_REPLICASET`, never "without a Deployment".
     """
     namespace = str(_meta(pod).get("namespace", ""))
     owner = controller_of(pod)
     if owner is None:
         return ref_of("Pod", pod)
-    kind, name = str(owner.get("kind", "")), str(owner.get("name", ""))
-    if kind == "ReplicaSet":
-        replicaset = replicasets.get((namespace, name))
-        rs_owner = controller_of(replicaset) if replicaset is not None else None
-        if rs_owner is not None and rs_owner.get("kind") == "Deployment":
-            return WorkloadRef("Deployment", namespace, str(rs_owner.get("name", "")))
-    return WorkloadRef(kind, namespace, name)
+    kind, name = owner_kind(owner), str(owner.get("name", ""))
+    if kind != "ReplicaSet":
+        return WorkloadRef(kind, namespace, name)
+    replicaset = replicasets.get((namespace, name))
+    if replicaset is None:
+        deployment = _deployment_by_hash(pod, name)
+        if deployment is not None:
+            return WorkloadRef("Deployment", namespace, deployment)
+        return WorkloadRef(MISSING_REPLICASET, namespace, name)
+    rs_owner = controller_of(replicaset)
+    if rs_owner is None:
+        return WorkloadRef("ReplicaSet", namespace, name)
+    return WorkloadRef(owner_kind(rs_owner), namespace, str(rs_owner.get("name", "")))
 
 
 def template_annotations(workload: Mapping[str, Any]) -> Mapping[str, str]:
@@ -169,10 +232,24 @@ def is_paused(workload: Mapping[str, Any]) -> bool:
     return bool((workload.get("spec") or {}).get("paused"))
 
 
-def rolls_on_template_change(workload: Mapping[str, Any]) -> bool:
-    """StatefulSets and DaemonSets with `updateStrategy: OnDelete` keep their pods on a template change."""
+def partition(workload: Mapping[str, Any]) -> int:
+    """A StatefulSet's `rollingUpdate.partition`: only pods with an ordinal at or above it are replaced."""
     strategy = (workload.get("spec") or {}).get("updateStrategy") or {}
-    return strategy.get("type") != "OnDelete"
+    return int((strategy.get("rollingUpdate") or {}).get("partition") or 0)
+
+
+def manual_strategy(workload: Mapping[str, Any]) -> ManualReason | None:
+    """Why a template change would not replace all of the workload's pods, if it would not.
+
+    `OnDelete` keeps every pod; a StatefulSet partition keeps the pods below it, and such a rollout
+    never reaches all replicas.
+    """
+    strategy = (workload.get("spec") or {}).get("updateStrategy") or {}
+    if strategy.get("type") == "OnDelete":
+        return ManualReason.ON_DELETE_STRATEGY
+    if partition(workload) > 0:
+        return ManualReason.PARTITIONED_ROLLOUT
+    return None
 
 
 def _manual_reason(owner: WorkloadRef) -> ManualReason:
@@ -182,6 +259,8 @@ def _manual_reason(owner: WorkloadRef) -> ManualReason:
         return ManualReason.JOB
     if owner.kind == "ReplicaSet":
         return ManualReason.REPLICASET_WITHOUT_DEPLOYMENT
+    if owner.kind == MISSING_REPLICASET:
+        return ManualReason.OWNER_NOT_FOUND
     return ManualReason.UNSUPPORTED_OWNER
 
 
@@ -226,6 +305,7 @@ def plan_restart(
             state.mismatched = state.mismatched or mode is not wanted
 
     restart: list[WorkloadRef] = []
+    recheck: list[WorkloadRef] = []
     skipped: dict[WorkloadRef, SkipReason] = {}
     manual: dict[WorkloadRef, ManualReason] = {}
     for owner, state in owners.items():
@@ -241,23 +321,70 @@ def plan_restart(
             manual[owner] = _manual_reason(owner)
         elif (workload := workload_index.get(owner)) is None:
             manual[owner] = ManualReason.OWNER_NOT_FOUND
-        elif template_annotations(workload).get(FINGERPRINT_ANNOTATION) == fingerprint:
-            skipped[owner] = SkipReason.ALREADY_RESTARTED
         elif is_paused(workload):
             skipped[owner] = SkipReason.PAUSED
-        elif not rolls_on_template_change(workload):
-            manual[owner] = ManualReason.ON_DELETE_STRATEGY
+        elif (reason := manual_strategy(workload)) is not None:
+            manual[owner] = reason
+        elif template_annotations(workload).get(FINGERPRINT_ANNOTATION) == fingerprint:
+            recheck.append(owner)
         else:
             restart.append(owner)
-    return RestartPlan(fingerprint=fingerprint, restart=tuple(sorted(restart)), skipped=skipped, manual=manual)
+    return RestartPlan(
+        fingerprint=fingerprint,
+        restart=tuple(sorted(restart)),
+        skipped=skipped,
+        manual=manual,
+        recheck=tuple(sorted(recheck)),
+    )
+
+
+def mismatched_pods(
+    *,
+    pods: Iterable[Mapping[str, Any]],
+    replicasets: Iterable[Mapping[str, Any]],
+    owners: Iterable[WorkloadRef],
+    cni_enabled: bool,
+) -> dict[WorkloadRef, list[str]]:
+    """After rollouts finished: the running pods of `owners` whose sidecar still has the wrong redirection.
+
+    Pods being deleted or not running are left out: the old pods of a finished rollout are on their way
+    out. What is left means istiod injected the new pods for the old setting.
+    """
+    wanted = desired_redirection(cni_enabled)
+    watched = set(owners)
+    replicaset_index = {(ref.namespace, ref.name): rs for rs in replicasets for ref in [ref_of("ReplicaSet", rs)]}
+    found: dict[WorkloadRef, list[str]] = {}
+    for pod in pods:
+        if not is_running(pod) or not has_sidecar(pod) or redirection(pod) in (wanted, Redirection.NONE):
+            continue
+        owner = resolve_owner(pod, replicaset_index)
+        if owner in watched:
+            found.setdefault(owner, []).append(str(_meta(pod).get("name", "")))
+    return {owner: sorted(names) for owner, names in sorted(found.items())}
 
 
 def group_by_reason(entries: Mapping[WorkloadRef, StrEnum]) -> dict[str, list[str]]:
-    """`{reason: ["Kind/namespace/name", ...]}`, sorted, the shape reported in the resource's outputs."""
+    """`{reason: ["Kind/namespace/name", ...]}`, sorted."""
     grouped: dict[str, list[str]] = {}
     for ref in sorted(entries):
         grouped.setdefault(str(entries[ref]), []).append(str(ref))
     return dict(sorted(grouped.items()))
+
+
+SAMPLE_SIZE = 50
+"""Names kept per reason in the `skipped` output: `noSidecar` alone can name every pod owner of a cluster."""
+
+
+def summarize(grouped: Mapping[str, list[str]], limit: int = SAMPLE_SIZE) -> dict[str, dict[str, Any]]:
+    """`{reason: {"count": n, "workloads": [the first `limit` names]}}`: bounded, whatever the cluster's size."""
+    return {reason: {"count": len(names), "workloads": list(names[:limit])} for reason, names in grouped.items()}
+
+
+def name_list(refs: Iterable[object], limit: int = 20) -> str:
+    """`a, b, c and 7 more`: names for a message, bounded."""
+    names = [str(ref) for ref in refs]
+    shown = ", ".join(names[:limit])
+    return f"{shown} and {len(names) - limit} more" if len(names) > limit else shown
 
 
 def rfc3339(moment: datetime) -> str:
@@ -274,16 +401,22 @@ def restart_patch(fingerprint: str, restarted_at: str) -> dict[str, Any]:
     return {"spec": {"template": {"metadata": {"annotations": annotations}}}}
 
 
+def _observed(workload: Mapping[str, Any], min_generation: int) -> bool:
+    """The controller has seen a generation at least as new as the one the patch produced."""
+    generation = int(_meta(workload).get("generation") or 0)
+    observed = int((workload.get("status") or {}).get("observedGeneration") or 0)
+    return generation >= min_generation and observed >= generation
+
+
 def rollout_complete(kind: str, workload: Mapping[str, Any], min_generation: int) -> bool:
     """Whether the rollout started by a patch that produced `min_generation` has finished.
 
     Mirrors `kubectl rollout status`: the controller has seen the new generation, every replica runs
     the new template and is available, and no old replica is left.
     """
-    meta, spec, status = _meta(workload), workload.get("spec") or {}, workload.get("status") or {}
-    generation = int(meta.get("generation") or 0)
-    if generation < min_generation or int(status.get("observedGeneration") or 0) < generation:
+    if not _observed(workload, min_generation):
         return False
+    spec, status = workload.get("spec") or {}, workload.get("status") or {}
     if kind == "DaemonSet":
         desired = int(status.get("desiredNumberScheduled") or 0)
         return (
@@ -292,11 +425,39 @@ def rollout_complete(kind: str, workload: Mapping[str, Any], min_generation: int
         )
     replicas = 1 if spec.get("replicas") is None else int(spec["replicas"])
     updated = int(status.get("updatedReplicas") or 0)
-    available = int(status.get("availableReplicas") or 0)
     if kind == "Deployment":
         current = int(status.get("replicas") or 0)
+        available = int(status.get("availableReplicas") or 0)
         return updated >= replicas and current <= updated and available >= updated
-    return updated >= replicas and available >= replicas
+    return _statefulset_complete(workload, replicas, updated)
+
+
+def _statefulset_complete(workload: Mapping[str, Any], replicas: int, updated: int) -> bool:
+    """kubectl's rule: all replicas ready; with a partition, the pods above it updated; else one revision."""
+    status = workload.get("status") or {}
+    if int(status.get("readyReplicas") or 0) < replicas:
+        return False
+    keep = partition(workload)
+    if keep > 0:
+        return updated >= replicas - keep
+    current, target = status.get("currentRevision"), status.get("updateRevision")
+    if current and target:
+        return bool(current == target)
+    # Controllers that report no revisions: every replica carries the new template.
+    return updated >= replicas
+
+
+def rollout_failure(kind: str, workload: Mapping[str, Any], min_generation: int) -> str | None:
+    """Why the rollout will not finish by itself, as `kubectl rollout status` gives up on it; else None.
+
+    A Deployment whose `Progressing` condition says `ProgressDeadlineExceeded` has stopped trying.
+    """
+    if kind != "Deployment" or not _observed(workload, min_generation):
+        return None
+    for condition in (workload.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
+            return str(condition.get("message") or "ProgressDeadlineExceeded")
+    return None
 
 
 def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
@@ -304,7 +465,10 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
     meta, spec = _meta(pod), pod.get("spec") or {}
     return {
         "metadata": {
-            key: meta[key] for key in ("name", "namespace", "ownerReferences", "deletionTimestamp") if key in meta
+            **{key: meta[key] for key in ("name", "namespace", "ownerReferences", "deletionTimestamp") if key in meta},
+            "labels": {
+                key: value for key, value in (meta.get("labels") or {}).items() if key == POD_TEMPLATE_HASH_LABEL
+            },
         },
         "spec": {
             "containers": [{"name": c.get("name")} for c in spec.get("containers") or []],

@@ -5,9 +5,13 @@ It serves what the restart uses, over real HTTP, so the official client is exerc
   `limit`/`continue` pagination and equality `labelSelector`s;
 - GET and PATCH (merge / strategic-merge on maps) of one object; a template change bumps `generation`;
 - watches from a resourceVersion (`ERROR` 410 once compacted), chunked, ended by `timeoutSeconds`;
-- a controller that completes a rollout (status and, optionally, re-injected pods) after a delay;
+- a controller that completes a rollout (status and, optionally, re-injected pods: a Deployment gets a new
+  ReplicaSet and new pods while the old ones are left terminating) after a delay, or stalls it, or fails
+  it with `ProgressDeadlineExceeded`;
 - bearer-token authentication, a request log, added latency and injected faults (status codes with
-  Retry-After, dropped connections, objects deleted just before a request, 403 by verb/resource/namespace).
+  Retry-After in seconds or as an HTTP date, dropped connections, before or after a PATCH is applied or
+  in the middle of a watch, garbled bodies, objects deleted just before a request, 403 by
+  verb/resource/namespace).
 """
 
 from __future__ import annotations
@@ -53,9 +57,17 @@ class Fault:
     watch: bool | None = None
     status: int | None = None
     retry_after: float | None = None
+    retry_after_header: str | None = None
+    """A Retry-After value sent as is (an HTTP date, say)."""
     message: str = "injected fault"
     drop: bool = False
     """Close the connection without answering."""
+    drop_after_apply: bool = False
+    """Apply the PATCH, then close the connection without answering: the client cannot tell it was applied."""
+    drop_after_events: int | None = None
+    """Send this many watch events, then close the connection in the middle of the stream."""
+    body: bytes | None = None
+    """Answer 200 with this body instead."""
     delete_object: bool = False
     """Delete the addressed object first (it vanished between the list and this request)."""
     action: Callable[[], None] | None = None
@@ -152,6 +164,8 @@ class KubeEmulator:
         """Most requests of each HTTP method being served at once."""
         self._in_flight: Counter[str] = Counter()
         self._stalled: set[tuple[str, str, str]] = set()
+        self._deadline_exceeded: set[tuple[str, str, str]] = set()
+        self._hashes = itertools.count(0x7B0000)
         self._events: dict[str, list[tuple[int, str, dict[str, Any]]]] = {plural: [] for plural in GROUPS}
         self._oldest_watchable = 0
         self._rv = itertools.count(1000)
@@ -254,6 +268,17 @@ class KubeEmulator:
         """This workload's rollouts never finish."""
         self._stalled.add((plural, namespace, name))
 
+    def unstall(self, plural: str, namespace: str, name: str) -> None:
+        """Let this workload's pending rollout finish now, as a controller that got unstuck would."""
+        self._stalled.discard((plural, namespace, name))
+        obj = self.get(plural, namespace, name)
+        if obj is not None:
+            self._complete_rollout(plural, namespace, name, obj["metadata"]["generation"])
+
+    def exceed_progress_deadline(self, namespace: str, name: str) -> None:
+        """This Deployment's rollouts end with `Progressing: False, ProgressDeadlineExceeded`."""
+        self._deadline_exceeded.add(("deployments", namespace, name))
+
     def forbid(self, verb: str, plural: str, namespace: str | None = None) -> None:
         """Answer 403 to every `verb` on `plural` (in `namespace`, or anywhere)."""
         method = {"patch": "PATCH"}.get(verb, "GET")
@@ -315,6 +340,13 @@ class KubeEmulator:
                 return
             spec, status = obj["spec"], obj.setdefault("status", {})
             status["observedGeneration"] = generation
+            if (plural, namespace, name) in self._deadline_exceeded:
+                status["conditions"] = [_progress_deadline_exceeded(name)]
+                status["updatedReplicas"] = 0
+                self._record(plural, "MODIFIED", obj)
+                return
+            if plural == "statefulsets":
+                status["currentRevision"] = status["updateRevision"] = f"{name}-{generation}"
             if plural == "daemonsets":
                 desired = status.get("desiredNumberScheduled", 0)
                 status.update(currentNumberScheduled=desired, updatedNumberScheduled=desired, numberAvailable=desired)
@@ -328,17 +360,46 @@ class KubeEmulator:
                 self._reinject_pods(GROUPS[plural][2], namespace, name)
 
     def _reinject_pods(self, kind: str, namespace: str, name: str) -> None:
-        owners = {(kind, name)}
+        """With the state lock held: the pods a finished rollout leaves, injected for `self.reinject`."""
         if kind == "Deployment":
-            for (ns, rs_name), rs in self.objects["replicasets"].items():
-                if ns == namespace and _controller(rs) == ("Deployment", name):
-                    owners.add(("ReplicaSet", rs_name))
+            self._replace_replicaset(namespace, name)
+            return
         for (ns, _), pod in self.objects["pods"].items():
-            if ns != namespace or _controller(pod) not in owners:
-                continue
-            for container in pod["spec"].get("initContainers") or []:
-                if container["name"] in ("istio-init", "istio-validation"):
-                    container["name"] = self.reinject
+            if ns == namespace and _controller(pod) == (kind, name):
+                self._reinject(pod)
+                self._record("pods", "MODIFIED", pod)
+
+    def _reinject(self, pod: dict[str, Any]) -> None:
+        for container in pod["spec"].get("initContainers") or []:
+            if container["name"] in ("istio-init", "istio-validation"):
+                container["name"] = self.reinject
+
+    def _replace_replicaset(self, namespace: str, name: str) -> None:
+        """As the Deployment controller does: a new ReplicaSet with new pods; the old pods are terminating."""
+        deployment = self.objects["deployments"][(namespace, name)]
+        old_sets = {
+            ("ReplicaSet", rs_name)
+            for (ns, rs_name), rs in self.objects["replicasets"].items()
+            if ns == namespace and _controller(rs) == ("Deployment", name)
+        }
+        old_pods = [
+            pod
+            for (ns, _), pod in self.objects["pods"].items()
+            if ns == namespace and _controller(pod) in old_sets and not pod["metadata"].get("deletionTimestamp")
+        ]
+        template_hash = f"{next(self._hashes):06x}"
+        replicaset = _replicaset_of(deployment, template_hash)
+        self.objects["replicasets"][(namespace, replicaset["metadata"]["name"])] = replicaset
+        self._record("replicasets", "ADDED", replicaset)
+        for index in range(replicaset["spec"]["replicas"] if old_pods else 0):
+            pod = copy.deepcopy(old_pods[0])
+            pod["metadata"] = _pod_meta(namespace, replicaset["metadata"]["name"], index, template_hash)
+            pod["metadata"]["ownerReferences"] = [_owner("ReplicaSet", replicaset)]
+            self._reinject(pod)
+            self.objects["pods"][(namespace, pod["metadata"]["name"])] = pod
+            self._record("pods", "ADDED", pod)
+        for pod in old_pods:
+            pod["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:30Z"
             self._record("pods", "MODIFIED", pod)
 
     # -- request handling --------------------------------------------------------------------------
@@ -381,6 +442,7 @@ class KubeEmulator:
             return json.dumps(body).encode()
 
     def patch_object(self, route: _Route, patch: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Apply a patch; a change of the spec bumps `generation` and starts a rollout."""
         assert route.namespace is not None and route.name is not None
         with self._state:
             obj = self.objects[route.plural].get((route.namespace, route.name))
@@ -462,6 +524,15 @@ def _controller(obj: Mapping[str, Any]) -> tuple[str, str] | None:
         if owner.get("controller"):
             return owner["kind"], owner["name"]
     return None
+
+
+def _progress_deadline_exceeded(name: str) -> dict[str, Any]:
+    return {
+        "type": "Progressing",
+        "status": "False",
+        "reason": "ProgressDeadlineExceeded",
+        "message": f'ReplicaSet "{name}-7b0000" has timed out progressing.',
+    }
 
 
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
@@ -568,8 +639,20 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.drop:
                 self._drop()
                 return
+            if fault.body is not None:
+                self._send_bytes(200, fault.body)
+                return
+            if fault.drop_after_apply and method == "PATCH" and route.name is not None:
+                emulator.patch_object(route, json.loads(body or b"{}"))
+                self._drop()
+                return
+            if fault.drop_after_events is not None and watch:
+                self._stream_watch(route, params, drop_after=fault.drop_after_events)
+                return
             if fault.status is not None:
                 headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+                if fault.retry_after_header is not None:
+                    headers = {"Retry-After": fault.retry_after_header}
                 reason = {403: "Forbidden", 410: "Expired", 429: "TooManyRequests"}.get(fault.status, "InternalError")
                 self._send_json(fault.status, _status(fault.status, reason, fault.message), headers)
                 return
@@ -590,22 +673,34 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_bytes(200, emulator.list_objects(route, params))
 
-    def _stream_watch(self, route: _Route, params: Mapping[str, str]) -> None:
+    def _stream_watch(self, route: _Route, params: Mapping[str, str], drop_after: int | None = None) -> None:
+        """Chunked watch events; with `drop_after`, the connection is cut after that many, mid-stream."""
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        sent = 0
 
         def write(event: dict[str, Any]) -> None:
+            nonlocal sent
+            if drop_after is not None and sent >= drop_after:
+                raise _StreamCutError
             line = json.dumps(event).encode() + b"\n"
             self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
             self.wfile.flush()
+            sent += 1
 
         try:
             self.emulator.watch_events(route, params, write)
             self.wfile.write(b"0\r\n\r\n")
+        except _StreamCutError:
+            self._drop()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+
+class _StreamCutError(Exception):
+    """Raised inside a watch stream to cut the connection there."""
 
 
 # -- object builders -------------------------------------------------------------------------------
@@ -652,14 +747,47 @@ def _owner(kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _pod_meta(namespace: str, base: str, index: int, template_hash: str | None = None) -> dict[str, Any]:
+    labels = {"app": base} if template_hash is None else {"app": base, "pod-template-hash": template_hash}
+    return {"name": f"{base}-{index}", "namespace": namespace, "labels": labels, "uid": str(uuid.uuid4())}
+
+
 def _add_pods(
-    emulator: KubeEmulator, namespace: str, base: str, count: int, owner: dict[str, Any] | None, spec: dict[str, Any]
+    emulator: KubeEmulator,
+    namespace: str,
+    base: str,
+    count: int,
+    owner: dict[str, Any] | None,
+    spec: dict[str, Any],
+    template_hash: str | None = None,
 ) -> None:
     for index in range(count):
-        meta: dict[str, Any] = {"name": f"{base}-{index}", "namespace": namespace, "labels": {"app": base}}
+        meta = _pod_meta(namespace, base, index, template_hash)
         if owner is not None:
             meta["ownerReferences"] = [owner]
         emulator.add("pods", {"metadata": meta, "spec": copy.deepcopy(spec), "status": {"phase": "Running"}})
+
+
+def _replicaset_of(deployment: Mapping[str, Any], template_hash: str) -> dict[str, Any]:
+    """The ReplicaSet the Deployment controller makes: named `<deployment>-<hash>`, owned by the Deployment."""
+    name, namespace = deployment["metadata"]["name"], deployment["metadata"]["namespace"]
+    replicas = deployment["spec"].get("replicas", 1)
+    labels = {"app": name, "pod-template-hash": template_hash}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": f"{name}-{template_hash}",
+            "namespace": namespace,
+            "labels": labels,
+            "uid": str(uuid.uuid4()),
+            "generation": 1,
+            "creationTimestamp": "2024-01-01T00:00:00Z",
+            "ownerReferences": [_owner("Deployment", deployment)],
+        },
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels}},
+        "status": {"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas},
+    }
 
 
 @dataclass(frozen=True)
@@ -711,20 +839,9 @@ def add_deployment(
         "availableReplicas": replicas,
     }
     emulator.add("deployments", deployment)
-    replicaset = {
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {
-            "name": f"{name}-5d8f7c",
-            "namespace": namespace,
-            "labels": {"app": name},
-            "ownerReferences": [_owner("Deployment", deployment)],
-        },
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}}},
-        "status": {"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas},
-    }
-    emulator.add("replicasets", replicaset)
-    _add_pods(emulator, namespace, f"{name}-5d8f7c", replicas, _owner("ReplicaSet", replicaset), shape.spec(name))
+    replicaset = emulator.add("replicasets", _replicaset_of(deployment, "5d8f7c"))
+    owner = _owner("ReplicaSet", replicaset)
+    _add_pods(emulator, namespace, f"{name}-5d8f7c", replicas, owner, shape.spec(name), template_hash="5d8f7c")
     return deployment
 
 
@@ -736,10 +853,14 @@ def add_statefulset(
     *,
     replicas: int = 1,
     on_delete: bool = False,
+    partition: int = 0,
 ) -> dict[str, Any]:
     statefulset = _workload("StatefulSet", namespace, name, replicas, None)
     statefulset["spec"]["serviceName"] = name
-    statefulset["spec"]["updateStrategy"] = {"type": "OnDelete" if on_delete else "RollingUpdate"}
+    strategy: dict[str, Any] = {"type": "OnDelete" if on_delete else "RollingUpdate"}
+    if partition:
+        strategy["rollingUpdate"] = {"partition": partition}
+    statefulset["spec"]["updateStrategy"] = strategy
     statefulset["status"] = {
         "observedGeneration": 1,
         "replicas": replicas,
@@ -747,6 +868,8 @@ def add_statefulset(
         "readyReplicas": replicas,
         "availableReplicas": replicas,
         "currentReplicas": replicas,
+        "currentRevision": f"{name}-1",
+        "updateRevision": f"{name}-1",
     }
     emulator.add("statefulsets", statefulset)
     _add_pods(emulator, namespace, name, replicas, _owner("StatefulSet", statefulset), shape.spec(name))

@@ -93,7 +93,7 @@ def host() -> Iterator[Host]:
 
 @pytest.fixture
 def emulator() -> Iterator[KubeEmulator]:
-    with KubeEmulator(rollout_delay=0.02) as emu:
+    with KubeEmulator(rollout_delay=0.02, reinject="istio-validation") as emu:
         add_deployment(emu, "shop", "cart")
         add_deployment(emu, "shop", "web", PodShape(redirect="istio-validation"))
         yield emu
@@ -209,7 +209,12 @@ def test_check_and_diff_pass_unknowns_through_in_a_preview(host: Host, emulator:
     result = checked(host, inputs(emulator, kubeconfig=rpc.UNKNOWN))
     assert result["kubeconfig"] == rpc.UNKNOWN
     olds = engine_view(checked(host, inputs(emulator)))
-    assert diff(host, olds, result).changes == provider_pb2.DiffResponse.DIFF_SOME
+    # The cluster is being updated, so its kubeconfig is unknown: that alone restarts nothing and is no
+    # change (`pulumi up` diffs again with the real value).
+    assert diff(host, olds, result).changes == provider_pb2.DiffResponse.DIFF_NONE
+    # An unknown CNI setting may well differ: it shows.
+    unknown_cni = checked(host, inputs(emulator, kubeconfig=rpc.UNKNOWN, cniEnabled=rpc.UNKNOWN))
+    assert diff(host, olds, unknown_cni).changes == provider_pb2.DiffResponse.DIFF_SOME
     assert emulator.requests == []
 
 
@@ -231,13 +236,16 @@ def test_create_then_update_through_the_host(host: Host, emulator: KubeEmulator)
     outs = as_dict(created.properties)
     assert created.id.startswith("sidecar-restart-")
     assert outs["restarted"] == ["Deployment/shop/cart"]
-    assert outs["skipped"] == {"alreadyMatching": ["Deployment/shop/web"]}
+    assert outs["skipped"] == {"alreadyMatching": {"count": 1, "workloads": ["Deployment/shop/web"]}}
     assert outs["fingerprint"] == cni_fingerprint(True, EXCLUDED)
     assert outs["restartedAt"].endswith("Z")
     assert outs["kubeconfig"] == {**SECRET_SIG, "value": emulator.kubeconfig()}
     assert clear_text_places(outs, emulator.token) == []
     assert emulator.count(method="PATCH") == 1 and emulator.count(verb="watch") == 1
-    assert any("1 of 1 restarted" in line for line in host.stderr), host.stderr
+    assert any("restarted Deployment/shop/cart (1 of 1)" in line for line in host.stderr), host.stderr
+
+    # The no-op preview: the state (the outputs, kubeconfig in its secret envelope) against unchanged inputs.
+    assert diff(host, outs, checked(host, inputs(emulator))).changes == provider_pb2.DiffResponse.DIFF_NONE
 
     # A rotated kubeconfig: the state is updated, the cluster is not touched.
     state = engine_view(outs)
@@ -250,13 +258,15 @@ def test_create_then_update_through_the_host(host: Host, emulator: KubeEmulator)
     assert after_rotation["restarted"] == ["Deployment/shop/cart"]
     assert after_rotation["kubeconfig"] == {**SECRET_SIG, "value": rotated_kubeconfig}
 
-    # Switching the CNI off restarts the other way round.
+    # Switching the CNI off restarts the other way round; istiod now injects `istio-init`.
+    emulator.reinject = "istio-init"
     switched = engine_view(checked(host, inputs(emulator, cniEnabled=False)))
     after_switch = update(host, engine_view(after_rotation), switched)
-    assert after_switch["restarted"] == ["Deployment/shop/web"]
+    # `cart` too: its pods were re-injected for the CNI on create.
+    assert after_switch["restarted"] == ["Deployment/shop/cart", "Deployment/shop/web"]
     assert after_switch["fingerprint"] == cni_fingerprint(False, EXCLUDED)
     assert clear_text_places(after_switch, emulator.token) == []
-    assert emulator.count(method="PATCH") == 2
+    assert emulator.count(method="PATCH") == 3
 
 
 def test_a_failed_create_reports_why_without_the_kubeconfig(host: Host, emulator: KubeEmulator) -> None:
