@@ -17,7 +17,7 @@ $(BIN)/activate: requirements.txt requirements-dev.txt
 	touch $(BIN)/activate
 
 plan: $(BIN)/activate
-	$(BIN)/python -m offline --stack $(STACK) --format $(FORMAT)
+	@$(BIN)/python -m offline --stack $(STACK) --format $(FORMAT)
 
 test: $(BIN)/activate
 	$(BIN)/python -m pytest
