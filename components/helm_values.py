@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from components.settings import ISTIO_NAMESPACE, ConfigError, IstioSettings
+from components.settings import ISTIO_NAMESPACE, CniSettings, ConfigError, IstioSettings
 
 ISTIO_CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 MINIMUM_ISTIO_VERSION = (1, 24)
@@ -94,16 +94,20 @@ def base_values(istio: IstioSettings) -> dict[str, Any]:
     return _with_global({}, _global_for("base", istio))
 
 
-def cni_values(istio: IstioSettings) -> dict[str, Any]:
-    """The `cni` chart (the node agent DaemonSet). Flat keys: Istio 1.24 and newer."""
-    cni = istio.cni
+def cni_plugin_values(cni: CniSettings) -> dict[str, Any]:
+    """The CNI plugin's own values: the same keys in the cni chart and in an IstioOperator's `values.cni`."""
     # Always explicit: since 1.22 the chart's own default excludes only kube-system.
     values: dict[str, Any] = {"excludeNamespaces": list(cni.exclude_namespaces)}
     if cni.chained is not None:
         values["chained"] = cni.chained
     if cni.repair is not None:
         values["repair"] = {"enabled": cni.repair}
-    return _with_global(values, _global_for("cni", istio))
+    return values
+
+
+def cni_values(istio: IstioSettings) -> dict[str, Any]:
+    """The `cni` chart (the node agent DaemonSet). Flat keys: Istio 1.24 and newer."""
+    return _with_global(cni_plugin_values(istio.cni), _global_for("cni", istio))
 
 
 def pilot_cni_conflict(istio: IstioSettings) -> str | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from components.helm_values import MINIMUM_ISTIO_VERSION
+from components.helm_values import MINIMUM_ISTIO_VERSION, cni_plugin_values
 from components.settings import ISTIO_NAMESPACE, ConfigError, IstioSettings, MeshSettings
 
 API_VERSION = "install.istio.io/v1alpha1"
@@ -222,13 +222,7 @@ def _read_cni_component(cni: Mapping[str, Any], config: dict[str, Any], reader: 
     path = "spec.components.cni"
     reader.only(cni, path, ("enabled", "namespace"), "not supported; only enabled (and namespace istio-system) map")
     if cni.get("enabled") is not None:
-        _put(
-            config,
-            "cni.enabled",
-            reader.boolean(cni["enabled"], f"{path}.enabled"),
-            reader,
-            f"{path}.enabled",
-        )
+        _put_boolean(config, "cni.enabled", cni["enabled"], reader, f"{path}.enabled")
     if cni.get("namespace") not in (None, ISTIO_NAMESPACE):
         raise reader.error(
             f"{path}.namespace",
@@ -348,6 +342,10 @@ def _read_values(values: Mapping[str, Any], config: dict[str, Any], reader: _Rea
             )
 
 
+def _put_boolean(config: dict[str, Any], key: str, raw: Any, reader: _Reader, path: str) -> None:
+    _put(config, key, reader.boolean(raw, path), reader, path)
+
+
 def _read_cni_values(cni: Mapping[str, Any], config: dict[str, Any], reader: _Reader) -> None:
     path = "spec.values.cni"
     reader.only(
@@ -358,32 +356,19 @@ def _read_cni_values(cni: Mapping[str, Any], config: dict[str, Any], reader: _Re
     )
     if cni.get("enabled") is not None:
         # The pre-1.6 switch, kept as an alias of components.cni.enabled.
-        _put(
-            config,
-            "cni.enabled",
-            reader.boolean(cni["enabled"], f"{path}.enabled"),
-            reader,
-            f"{path}.enabled",
-        )
+        _put_boolean(config, "cni.enabled", cni["enabled"], reader, f"{path}.enabled")
     if cni.get("excludeNamespaces") is not None:
         exclude = cni["excludeNamespaces"]
         if not isinstance(exclude, list) or not all(isinstance(name, str) for name in exclude):
             raise reader.error(f"{path}.excludeNamespaces", f"{exclude!r} is not allowed; expected a list of names")
         _put(config, "cni.excludeNamespaces", list(exclude), reader, f"{path}.excludeNamespaces")
     if cni.get("chained") is not None:
-        _put(
-            config,
-            "cni.chained",
-            reader.boolean(cni["chained"], f"{path}.chained"),
-            reader,
-            f"{path}.chained",
-        )
+        _put_boolean(config, "cni.chained", cni["chained"], reader, f"{path}.chained")
     if cni.get("repair") is not None:
         repair = reader.mapping(cni["repair"], f"{path}.repair")
         reader.only(repair, f"{path}.repair", ("enabled",), "not supported; only repair.enabled maps")
         if repair.get("enabled") is not None:
-            enabled = reader.boolean(repair["enabled"], f"{path}.repair.enabled")
-            _put(config, "cni.repair", enabled, reader, f"{path}.repair.enabled")
+            _put_boolean(config, "cni.repair", repair["enabled"], reader, f"{path}.repair.enabled")
 
 
 def _read_pilot_values(pilot: Mapping[str, Any], config: dict[str, Any], reader: _Reader) -> None:
@@ -411,13 +396,7 @@ def _check_pilot_cni(config: dict[str, Any], reader: _Reader) -> None:
     if cni_enabled is None:
         # istiod injecting for a CNI plugin that isn't there leaves pods without redirection; here
         # the plugin and istiod's setting always go together.
-        _put(
-            config,
-            "cni.enabled",
-            reader.boolean(pilot_cni, "spec.values.pilot.cni.enabled"),
-            reader,
-            "spec.values.pilot.cni.enabled",
-        )
+        _put_boolean(config, "cni.enabled", pilot_cni, reader, "spec.values.pilot.cni.enabled")
     elif pilot_cni != cni_enabled:
         raise reader.error(
             "spec.values.pilot.cni.enabled",
@@ -441,13 +420,7 @@ def _read_addon_components(addons: Mapping[str, Any], config: dict[str, Any], re
             "not supported; only enabled maps (the addon charts use their defaults)",
         )
         if addon.get("enabled") is not None:
-            _put(
-                config,
-                f"addons.{name}",
-                reader.boolean(addon["enabled"], f"{path}.enabled"),
-                reader,
-                f"{path}.enabled",
-            )
+            _put_boolean(config, f"addons.{name}", addon["enabled"], reader, f"{path}.enabled")
 
 
 # --- Merging with the stack's own settings -------------------------------------------------------
@@ -518,11 +491,7 @@ def operator_manifest(settings: IstioSettings, mesh: MeshSettings) -> str:
     aside: istioctl installs its own version).
     """
     cni = settings.cni
-    values_cni: dict[str, Any] = {"excludeNamespaces": list(cni.exclude_namespaces)}
-    if cni.chained is not None:
-        values_cni["chained"] = cni.chained
-    if cni.repair is not None:
-        values_cni["repair"] = {"enabled": cni.repair}
+    values_cni = cni_plugin_values(cni)
     pilot = copy.deepcopy(dict(settings.pilot))
     pilot.setdefault("cni", {})
     pilot["cni"] = {**pilot["cni"], "enabled": cni.enabled}

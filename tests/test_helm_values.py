@@ -38,10 +38,8 @@ from components.settings import (
     GatewaySettings,
     IstioSettings,
 )
+from tests.reference import CHARTS, INJECTION_TEMPLATE, SEED_FILE
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared/reference"
-CHARTS = REFERENCE / "istio-1.30.3/charts"
-SEED_FILE = REFERENCE / "seed/install-istio.yaml"
 CHART_DIRS = {"base": "base", "cni": "istio-cni", "istiod": "istiod", "gateway": "gateway"}
 
 
@@ -55,7 +53,7 @@ def regenerated_chart_keys() -> dict[str, Any]:
     documents = {
         chart: yaml.safe_load((CHARTS / path / "values.yaml").read_text()) for chart, path in CHART_DIRS.items()
     }
-    injection_template = (CHARTS.parent / "injection/injection-template.yaml").read_text()
+    injection_template = INJECTION_TEMPLATE.read_text()
     # The charts' own Chart.yaml says 1.0.0 (stamped at release); the reference directory names the release.
     return istio_chart_key_data(documents, injection_template, CHARTS.parent.name.removeprefix("istio-"))
 

@@ -24,8 +24,8 @@ from components.settings import (
     MeshSettings,
 )
 from offline.engine import ProgramRun, RecordedResource, reveal, run_program
+from tests.reference import SEED_FILE
 
-SEED_FILE = Path(__file__).resolve().parents[1].parent / "shared/reference/seed/install-istio.yaml"
 ISTIO_REPO = "https://istio-release.storage.googleapis.com/charts"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 NAMESPACE = "kubernetes:core/v1:Namespace"

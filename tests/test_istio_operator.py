@@ -22,9 +22,8 @@ from components.settings import (
     MeshSettings,
 )
 from offline.engine import stack_config
+from tests.reference import SEED_FILE
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared/reference"
-SEED_FILE = REFERENCE / "seed/install-istio.yaml"
 SOURCE = "install-istio.yaml"
 ALL_ADDONS = {"grafana": True, "tracing": True, "kiali": True, "prometheus": True}
 # A file without spec.components.ingressGateways keeps the default profile's gateway where istioctl put it.

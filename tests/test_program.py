@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from components.settings import SYSTEM_NAMESPACES
-from offline.engine import ROOT, ProgramRun, is_secret_input, reveal, run_program, stack_config
+from offline.engine import ProgramRun, is_secret_input, reveal, run_program, stack_config
+from tests.reference import SEED_FILE
 
 RESTART_TYPE = "pulumi-python:dynamic/restart:SidecarRestart"
 CNI_INPUTS = ("cniEnabled", "excludeNamespaces")
@@ -118,7 +119,7 @@ def test_each_committed_stack_composes(stack: str) -> None:
 
 
 def test_the_articles_operator_file_gives_the_same_stack_as_the_equivalent_config() -> None:
-    seed = str(ROOT.parent / "shared/reference/seed/install-istio.yaml")
+    seed = str(SEED_FILE)
     from_file = run_program("dev", {**stack_config("dev"), "aks-istio:istio": {"operatorFile": seed}})
     equivalent = run_program(
         "dev",
