@@ -1,7 +1,7 @@
 """IstioMesh: Istio from its Helm charts, with the CNI plugin, on the cluster the Provider points at.
 
-Install order, each step waiting for the previous one: `base` (CRDs) -> `cni` (the node agent, when
-enabled) -> `istiod` -> the ingress `gateway`; then the addons. The application namespaces follow
+Install order: `base` (CRDs) -> `cni` (the node agent, when enabled) -> `istiod` -> the ingress
+`gateway`; the addons after istiod. The application namespaces follow
 istiod when the CNI is enabled and precede it when not, so their Pod Security label never rejects
 what istiod injects.
 """

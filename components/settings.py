@@ -70,7 +70,8 @@ class ClusterSettings:
     entra_id: EntraIdSettings | None = None
     """Entra ID sign-in with Azure RBAC and no local accounts (None: the cluster issues its own credentials)."""
     azure_policy: bool = False
-    """Enable the Azure Policy add-on and forbid NET_ADMIN/NET_RAW outside the system namespaces."""
+    """Azure Policy add-on denying capabilities beyond Pod Security baseline's (NET_ADMIN, NET_RAW...) outside
+    istio-system, the kube-* namespaces and gatekeeper-system; needs the CNI."""
     tags: Mapping[str, str] = field(default_factory=dict)
     """Extra Azure tags, merged with `environment` and `managed-by`."""
 
