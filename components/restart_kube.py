@@ -332,6 +332,15 @@ def _status_message(exc: ApiException) -> str:
     return str(exc.reason or "")
 
 
+def _credentials_expire(kubeconfig: Mapping[str, Any]) -> bool:
+    """Whether the current context's user gets short-lived tokens (an exec plugin such as kubelogin)."""
+    contexts = {c.get("name"): c.get("context") or {} for c in kubeconfig.get("contexts") or []}
+    user_name = contexts.get(kubeconfig.get("current-context"), {}).get("user")
+    users = {u.get("name"): u.get("user") or {} for u in kubeconfig.get("users") or []}
+    user = users.get(user_name, {})
+    return "exec" in user or "auth-provider" in user
+
+
 @contextlib.contextmanager
 def _connect(kubeconfig: str, retry: RetryPolicy, page_size: int, pool_size: int) -> Iterator[_Cluster]:
     """A fresh client for this run only: no global configuration, certificates in a private temp dir."""
@@ -351,6 +360,10 @@ def _connect(kubeconfig: str, retry: RetryPolicy, page_size: int, pool_size: int
             raise RestartError(f"the kubeconfig cannot be used: {type(exc).__name__}") from None
         if not configuration.host:
             raise RestartError("the kubeconfig names no API server for its current context")
+        if not _credentials_expire(loaded):
+            # The client reloads the whole kubeconfig before every request, for tokens that expire; with
+            # a static token or certificate that is a third of each PATCH's CPU for nothing.
+            configuration.refresh_api_key_hook = None
         # Retries are ours: urllib3's would repeat requests behind our back and not honour Retry-After.
         configuration.retries = False
         configuration.connection_pool_maxsize = pool_size

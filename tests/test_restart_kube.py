@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.utils
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -598,3 +599,31 @@ def test_an_unexpected_error_is_wrapped_without_the_kubeconfig(emulator: KubeEmu
         SidecarRestartProvider().create(props(emulator))
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
     assert emulator.token not in str(caught.value)
+
+
+def test_an_exec_plugin_kubeconfig_like_kubelogins_signs_every_request(emulator: KubeEmulator, tmp_path: Any) -> None:
+    """Entra ID clusters hand out a kubeconfig that runs kubelogin; the restart must work with one."""
+    calls = tmp_path / "calls"
+    plugin = tmp_path / "fake-kubelogin"
+    credential = {
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+        "kind": "ExecCredential",
+        "status": {"token": emulator.token},
+    }
+    plugin.write_text(
+        f"#!{sys.executable}\nimport sys\nopen({str(calls)!r}, 'a').write('x')\nprint({json.dumps(credential)!r})\n"
+    )
+    plugin.chmod(0o755)
+    kubeconfig = json.loads(emulator.kubeconfig())
+    kubeconfig["users"][0]["user"] = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": str(plugin),
+            "args": ["get-token", "--login", "azurecli"],
+        }
+    }
+    add_deployment(emulator, "shop", "cart", PodShape(redirect="istio-init"))
+    outcome = run(emulator, kubeconfig=json.dumps(kubeconfig))
+    assert outcome.restarted == ("Deployment/shop/cart",)
+    assert calls.read_text()  # the plugin supplied the token
+    assert patched(emulator) == ["shop/cart"]
