@@ -212,14 +212,25 @@ def _entra_id(section: Section) -> EntraIdSettings:
 
 
 def _tags(section: Section) -> dict[str, str]:
-    tags = section.mapping("tags")
+    tags = _string_map(section, "tags")
     for name, value in tags.items():
-        if not isinstance(value, str) or len(name) > 512 or len(value) > 256:
+        if len(name) > 512 or len(value) > 256:
             raise ConfigError(
-                f"{section.path('tags')}.{name}: {_show(value)} is not allowed; expected a string "
-                "(names up to 512 characters, values up to 256)"
+                f"{section.path('tags')}.{name}: {_show(value)} is not allowed; expected names up to 512 "
+                "characters and values up to 256"
             )
     return tags
+
+
+def _string_map(section: Section, name: str) -> dict[str, str]:
+    values = section.mapping(name)
+    for key, value in values.items():
+        if not isinstance(value, str):
+            raise ConfigError(
+                f"{section.path(name)}.{key}: {_show(value)} is not allowed; expected a string (quote numbers "
+                'and booleans, e.g. "true")'
+            )
+    return values
 
 
 def _preexisting(namespace: str) -> bool:
@@ -378,6 +389,7 @@ def parse_istio(raw: Any, root: Path) -> IstioSettings:
                     "name", defaults.name, _RELEASE_NAME, "a DNS label of at most 53 characters (a Helm release name)"
                 ),
                 namespace=gateway_section.string("namespace", defaults.namespace, _DNS_LABEL, "a namespace name"),
+                service_annotations=_string_map(gateway_section, "serviceAnnotations"),
             )
             if gateway.enabled and _preexisting(gateway.namespace):
                 raise gateway_section.fail(

@@ -159,6 +159,8 @@ def gateway_values(istio: IstioSettings) -> dict[str, Any]:
     # `istio: ingressgateway` is the selector every Gateway resource written for an istioctl install
     # uses; keeping it means those resources select this gateway whatever its release name is.
     values: dict[str, Any] = {"labels": {"app": istio.gateway.name, "istio": "ingressgateway"}}
+    if istio.gateway.service_annotations:
+        values["service"] = {"annotations": dict(istio.gateway.service_annotations)}
     return _with_global(values, _global_for("gateway", istio))
 
 

@@ -245,9 +245,16 @@ def _read_ingress_gateways(raw: Any, config: dict[str, Any], reader: _Reader) ->
         reader.only(
             gateway,
             entry_path,
-            ("name", "namespace", "enabled"),
-            "not supported; only name, namespace and enabled map to the gateway chart",
+            ("name", "namespace", "enabled", "k8s"),
+            "not supported; only name, namespace, enabled and k8s.serviceAnnotations map to the gateway chart",
         )
+        if gateway.get("k8s") is not None:
+            k8s_path = f"{entry_path}.k8s"
+            k8s = reader.mapping(gateway["k8s"], k8s_path)
+            reader.only(k8s, k8s_path, ("serviceAnnotations",), "not supported; only serviceAnnotations maps")
+            if k8s.get("serviceAnnotations") is not None:
+                annotations = reader.mapping(k8s["serviceAnnotations"], f"{k8s_path}.serviceAnnotations")
+                _put(config, "gateway.serviceAnnotations", dict(annotations), reader, f"{k8s_path}.serviceAnnotations")
         enabled = True
         if gateway.get("enabled") is not None:
             enabled = reader.boolean(gateway["enabled"], f"{entry_path}.enabled")
@@ -499,11 +506,14 @@ def operator_manifest(settings: IstioSettings, mesh: MeshSettings) -> str:
     if settings.global_values:
         values["global"] = copy.deepcopy(dict(settings.global_values))
     gateway = settings.gateway
+    ingress_gateway: dict[str, Any] = {"name": gateway.name, "namespace": gateway.namespace, "enabled": gateway.enabled}
+    if gateway.service_annotations:
+        ingress_gateway["k8s"] = {"serviceAnnotations": dict(gateway.service_annotations)}
     spec: dict[str, Any] = {
         "profile": "default",
         "components": {
             "cni": {"enabled": cni.enabled, "namespace": ISTIO_NAMESPACE},
-            "ingressGateways": [{"name": gateway.name, "namespace": gateway.namespace, "enabled": gateway.enabled}],
+            "ingressGateways": [ingress_gateway],
         },
         "values": values,
     }

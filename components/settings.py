@@ -104,6 +104,9 @@ class GatewaySettings:
     """Helm release and Deployment name of the gateway."""
     namespace: str = "istio-ingress"
     """Namespace of the gateway, kept apart from istio-system."""
+    service_annotations: Mapping[str, str] = field(default_factory=dict)
+    """Annotations of the gateway's LoadBalancer Service, e.g. `service.beta.kubernetes.io/azure-pip-name`
+    to keep a reserved public IP, or `...azure-load-balancer-internal: "true"` for a private one."""
 
 
 @dataclass(frozen=True)

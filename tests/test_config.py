@@ -169,6 +169,15 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
         },
         ["entraId.loginMode", "'devicecode'", "azurecli"],
     ),
+    (
+        "gateway service annotation that is not a string",
+        {
+            "istio": {
+                "gateway": {"serviceAnnotations": {"service.beta.kubernetes.io/azure-load-balancer-internal": True}}
+            }
+        },
+        ["gateway.serviceAnnotations.service.beta.kubernetes.io/azure-load-balancer-internal", "True", "quote"],
+    ),
     ("zero concurrency", {"restart": {"maxConcurrent": 0}}, ["restart.maxConcurrent", "0", "from 1 to 100"]),
     ("negative timeout", {"restart": {"timeoutSeconds": -5}}, ["restart.timeoutSeconds", "-5"]),
     ("unknown top-level object", {"clusters": {}}, ["aks-istio:clusters", "unknown setting"]),

@@ -76,7 +76,11 @@ DEV = IstioSettings(addons=AddonSettings(grafana=True, tracing=True, kiali=True,
 PROD = IstioSettings(
     cni=CniSettings(exclude_namespaces=(*SYSTEM_NAMESPACES, "gatekeeper-system"), chained=True, repair=True),
     addons=AddonSettings(prometheus=True, kiali=True),
-    gateway=GatewaySettings(name="edge", namespace="edge-ingress"),
+    gateway=GatewaySettings(
+        name="edge",
+        namespace="edge-ingress",
+        service_annotations={"service.beta.kubernetes.io/azure-pip-name": "pip-edge-prod"},
+    ),
     pilot={
         "replicaCount": 2,
         "autoscaleMin": 2,
@@ -290,7 +294,10 @@ def test_configured_mesh_config_wins_but_keeps_the_wired_provider() -> None:
 
 
 def test_gateway_keeps_the_conventional_selector_label() -> None:
-    assert gateway_values(PROD) == {"labels": {"app": "edge", "istio": "ingressgateway"}}
+    assert gateway_values(PROD) == {
+        "labels": {"app": "edge", "istio": "ingressgateway"},
+        "service": {"annotations": {"service.beta.kubernetes.io/azure-pip-name": "pip-edge-prod"}},
+    }
 
 
 def test_base_gets_only_the_global_keys_it_reads() -> None:

@@ -381,7 +381,11 @@ ROUND_TRIP = {
         version="1.29.2",
         cni=CniSettings(exclude_namespaces=(*SYSTEM_NAMESPACES, "gatekeeper-system"), chained=True, repair=False),
         addons=AddonSettings(prometheus=True, kiali=True),
-        gateway=GatewaySettings(name="edge", namespace="edge-ingress"),
+        gateway=GatewaySettings(
+            name="edge",
+            namespace="edge-ingress",
+            service_annotations={"service.beta.kubernetes.io/azure-pip-name": "pip-edge-prod"},
+        ),
         pilot={
             "replicaCount": 2,
             "sidecarInjectorWebhook": {"rewriteAppHTTPProbe": True},
@@ -421,3 +425,26 @@ def test_the_export_is_the_modern_istioctl_form() -> None:
     assert document["metadata"]["annotations"]["aks-istio/addons"] == "grafana,tracing,kiali,prometheus"
     assert "# enabled: grafana, tracing, kiali, prometheus" in text
     assert "shop, payments" in text and "enforce=baseline" in text
+
+
+def test_gateway_service_annotations_come_from_the_operator_files_k8s_block() -> None:
+    spec = {
+        "components": {
+            "ingressGateways": [
+                {
+                    "name": "istio-ingressgateway",
+                    "enabled": True,
+                    "k8s": {"serviceAnnotations": {"service.beta.kubernetes.io/azure-pip-name": "pip-mesh"}},
+                }
+            ]
+        }
+    }
+    config = istio_config_from_operator(
+        {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator", "spec": spec}, SOURCE
+    )
+    assert config["gateway"]["serviceAnnotations"] == {"service.beta.kubernetes.io/azure-pip-name": "pip-mesh"}
+    spec["components"]["ingressGateways"][0]["k8s"]["resources"] = {"requests": {"cpu": "1"}}
+    with pytest.raises(ConfigError, match=r"ingressGateways\[0\]\.k8s.*only serviceAnnotations maps"):
+        istio_config_from_operator(
+            {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator", "spec": spec}, SOURCE
+        )
