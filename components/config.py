@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from components.helm_values import pilot_cni_conflict, unknown_extra_keys
+from components.helm_values import check_supported_version, pilot_cni_conflict, unknown_extra_keys
 from components.settings import (
     DEFAULT_ISTIO_VERSION,
     SYSTEM_NAMESPACES,
@@ -32,8 +32,6 @@ from components.settings import (
 )
 
 PROJECT = "aks-istio"
-MINIMUM_ISTIO = (1, 24)
-"""Oldest Istio release whose cni chart has flat keys (`excludeNamespaces`, not `cni.excludeNamespaces`)."""
 
 NETWORK_PLUGINS = ("azure-overlay", "azure", "kubenet")
 UPGRADE_CHANNELS = ("none", "patch", "stable", "rapid", "node-image")
@@ -48,7 +46,6 @@ _VM_SIZE = re.compile(r"^Standard_[A-Za-z0-9_]+$")
 _RELEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _K8S_VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
-_ISTIO_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 
 T = TypeVar("T")
 
@@ -313,18 +310,6 @@ def parse_cluster(raw: Any, stack: str, location: str | None) -> ClusterSettings
     return _build(f"{PROJECT}:cluster", raw, build)
 
 
-def check_istio_version(key: str, version: Any) -> str:
-    match = _ISTIO_VERSION.match(version) if isinstance(version, str) else None
-    if match is None:
-        raise ConfigError(f"{key}: {_show(version)} is not allowed; expected a release MAJOR.MINOR.PATCH, e.g. 1.30.3")
-    if (int(match[1]), int(match[2])) < MINIMUM_ISTIO:
-        raise ConfigError(
-            f"{key}: {_show(version)} is not supported; expected Istio 1.24 or newer "
-            "(older cni charts nest their keys under `cni.`)"
-        )
-    return str(version)
-
-
 def _load_operator_file(path_setting: Any, root: Path) -> tuple[str, dict[str, Any]]:
     from components.istio_operator import istio_config_from_operator
 
@@ -354,8 +339,8 @@ def parse_istio(raw: Any, root: Path) -> IstioSettings:
         raw = merge_operator_config(stack_values, from_file, operator_file)
 
     def build(section: Section) -> IstioSettings:
-        version = check_istio_version(
-            section.path("version"), _default_if_unset(section.get("version"), DEFAULT_ISTIO_VERSION)
+        version = check_supported_version(
+            _default_if_unset(section.get("version"), DEFAULT_ISTIO_VERSION), section.path("version")
         )
         section.get("operatorFile")
         with _reading(section.path("cni"), section.get("cni")) as cni_section:

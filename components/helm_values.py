@@ -27,18 +27,24 @@ MINIMUM_ISTIO_VERSION = (1, 24)
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 
 
-def check_supported_version(version: str) -> None:
-    """Raise ConfigError unless `version` is an Istio release MAJOR.MINOR.PATCH, 1.24 or newer."""
-    match = _VERSION.match(version)
-    if match is None:
+def istio_release(version: Any) -> tuple[int, int, int] | None:
+    """`version` as (major, minor, patch) when it is a plain release MAJOR.MINOR.PATCH, else None."""
+    match = _VERSION.match(version) if isinstance(version, str) else None
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def check_supported_version(version: Any, key: str = "aks-istio:istio.version") -> str:
+    """`version` if it is an Istio release 1.24 or newer; otherwise a ConfigError naming `key`."""
+    shown = f"'{version}'" if isinstance(version, str) else repr(version)
+    release = istio_release(version)
+    if release is None:
+        raise ConfigError(f"{key}: {shown} is not allowed; expected a release MAJOR.MINOR.PATCH, e.g. 1.30.3")
+    if release[:2] < MINIMUM_ISTIO_VERSION:
         raise ConfigError(
-            f"aks-istio:istio.version: '{version}' is not allowed; expected a release MAJOR.MINOR.PATCH, e.g. 1.30.3"
-        )
-    if (int(match[1]), int(match[2])) < MINIMUM_ISTIO_VERSION:
-        raise ConfigError(
-            f"aks-istio:istio.version: '{version}' is not supported; expected Istio 1.24 or newer "
+            f"{key}: {shown} is not supported; expected Istio 1.24 or newer "
             "(older cni charts nest their keys under `cni.`, which this program does not write)"
         )
+    return str(version)
 
 
 # --- Istio charts -------------------------------------------------------------------------------

@@ -9,13 +9,12 @@ istioctl the manifest equivalent to a stack's settings.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
-from components.helm_values import MINIMUM_ISTIO_VERSION, cni_plugin_values
+from components.helm_values import MINIMUM_ISTIO_VERSION, cni_plugin_values, istio_release
 from components.settings import ISTIO_NAMESPACE, ConfigError, IstioSettings, MeshSettings
 
 API_VERSION = "install.istio.io/v1alpha1"
@@ -40,7 +39,6 @@ _PILOT_K8S_VALUES = {
 }
 _PILOT_HPA_VALUES = {"minReplicas": "autoscaleMin", "maxReplicas": "autoscaleMax"}
 
-_RELEASE_TAG = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 
 # Lists compared as sets when the file and stack config both give them: their order means nothing.
 _UNORDERED_LISTS = frozenset({"cni.excludeNamespaces"})
@@ -165,14 +163,14 @@ def _read_tag(tag: Any, config: dict[str, Any], reader: _Reader, path: str) -> N
     Charts and images move together: as `global.tag` it would pin the images while the charts
     follow `version`, e.g. 1.5.0 proxies injected by a 1.30 istiod.
     """
-    match = _RELEASE_TAG.match(tag) if isinstance(tag, str) else None
-    if match is None:
+    release = istio_release(tag)
+    if release is None:
         raise reader.error(
             path,
             f"{tag!r} is not supported; expected an Istio release MAJOR.MINOR.PATCH (it sets {CONFIG_KEY}.version). "
             "An image variant such as 1.30.3-distroless goes in spec.values.global.variant (e.g. distroless)",
         )
-    if (int(match[1]), int(match[2])) < MINIMUM_ISTIO_VERSION:
+    if release[:2] < MINIMUM_ISTIO_VERSION:
         raise reader.error(
             path,
             f"{tag!r} is not supported; it sets {CONFIG_KEY}.version, and this program installs Istio 1.24 or "

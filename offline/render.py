@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import yaml
+from pulumi.runtime import rpc
 
 from offline.engine import UNKNOWN, ProgramRun, RecordedResource, is_secret_input
 
@@ -29,7 +30,7 @@ def printable(value: Any) -> Any:
     """Secrets become `[secret]`, values only the cloud knows become `(known after apply)`."""
     if is_secret_input(value):
         return SECRET_TEXT
-    if value is UNKNOWN or value == "04da6b54-80e4-46f7-96ec-b56ff0331ba9":
+    if value is UNKNOWN or value == rpc.UNKNOWN:
         return UNKNOWN_TEXT
     if isinstance(value, dict):
         return {k: printable(v) for k, v in value.items()}

@@ -15,7 +15,6 @@ from typing import Any
 import pulumi
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.config import CONFIG
-from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
 
 STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
 
@@ -79,11 +78,6 @@ def with_auto_name(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
     if args.typ.startswith("kubernetes:") and isinstance(metadata, dict) and not metadata.get("name"):
         metadata["name"] = f"{args.name}-0a1b2c3d"  # the provider appends a random suffix
     return state
-
-
-def is_secret_input(value: Any) -> bool:
-    """Whether a recorded input arrived at the engine marked secret."""
-    return isinstance(value, Mapping) and value.get(_special_sig_key) == _special_secret_sig
 
 
 def _context_property_names() -> list[str]:

@@ -14,12 +14,12 @@ import yaml
 from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs, ResourceValidationPolicy
 from pulumi_policy.proxy import unknown_checking_proxy
 
+from offline.engine import is_secret_input
 from policy.net_admin_guard import POLICIES
 from tests.platform_stack_mocks import (
     KUBECONFIG,
     PLATFORM_STACK,
     PlatformStackMocks,
-    is_secret_input,
     isolated_mocks,
 )
 
