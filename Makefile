@@ -25,7 +25,7 @@ test: $(BIN)/activate
 lint: $(BIN)/activate
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict components
+	$(BIN)/mypy --strict components settings restart aks_istio_outputs
 	.ci/lint-workflows
 
 bench: $(BIN)/activate

@@ -1,12 +1,14 @@
 """aks-istio: one environment's AKS cluster, its Istio mesh with the CNI plugin, and the re-injection
-of running workloads when the CNI setting changes. Composition only: the logic lives in components/."""
+of running workloads when the CNI setting changes.
+
+Composition only, in the order of the layers: settings/ -> components/ -> restart/ -> the outputs."""
 
 import pulumi
 
 from components.cluster import AksCluster, AksClusterArgs
-from components.config import load_settings
 from components.istio import IstioMesh, IstioMeshArgs
-from components.restart import SidecarRestart, SidecarRestartArgs
+from restart.resource import SidecarRestart, SidecarRestartArgs
+from settings.stack import load_settings
 
 settings = load_settings()
 
@@ -22,12 +24,7 @@ mesh = IstioMesh(
 restart = SidecarRestart(
     "sidecar-restart",
     SidecarRestartArgs(cni=settings.istio.cni, options=settings.restart, kubeconfig=cluster.kubeconfig),
-    pulumi.ResourceOptions(
-        depends_on=[
-            *(release for release in (mesh.cni_release, mesh.istiod_release) if release is not None),
-            *mesh.application_namespaces,  # their Pod Security level must already admit the new pods
-        ]
-    ),
+    pulumi.ResourceOptions(depends_on=mesh.rollout_dependencies),
 )
 
 pulumi.export("kubeconfig", cluster.kubeconfig)

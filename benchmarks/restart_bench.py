@@ -33,9 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import yaml
 from kubernetes import client, config
 
-from components.restart_kube import RestartOutcome, RestartRequest, run_restart
-from components.restart_plan import restart_patch, rfc3339
-from tests.kube_emulator import KubeEmulator, PodShape, add_deployment
+from restart.plan import restart_patch, rfc3339
+from restart.request import RestartRequest
+from restart.run import RestartOutcome, run_restart
+from tests.support.kube_emulator import KubeEmulator, PodShape, add_deployment
 
 NAMESPACES = 200
 PER_NAMESPACE = 10

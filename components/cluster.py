@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 import yaml
 from pulumi_azure_native import authorization, containerservice, resources
 
-from components.settings import SYSTEM_NAMESPACES, ClusterSettings, EntraIdSettings, NodePoolSettings
+from settings.model import PROJECT, SYSTEM_NAMESPACES, ClusterSettings, EntraIdSettings, NodePoolSettings
 
 ALLOWED_CAPABILITIES_POLICY = (
     "/providers/Microsoft.Authorization/policyDefinitions/c26596ff-4d70-4e6a-9a30-c2506bd2f80c"
@@ -104,7 +104,7 @@ class AksCluster(pulumi.ComponentResource):
     provider: k8s.Provider
 
     def __init__(self, name: str, args: AksClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("aks-istio:cluster:AksCluster", name, None, opts)
+        super().__init__(f"{PROJECT}:cluster:AksCluster", name, None, opts)
         settings = args.settings
         tags = {**settings.tags, "environment": settings.environment, "managed-by": "pulumi-aks-istio"}
         child = pulumi.ResourceOptions(parent=self)

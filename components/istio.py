@@ -16,18 +16,10 @@ import pulumi
 from pulumi_kubernetes.core import v1 as core
 from pulumi_kubernetes.helm import v3 as helm
 
-from components.helm_values import (
-    ISTIO_CHART_REPOSITORY,
-    addon_charts,
-    base_values,
-    check_supported_version,
-    cni_values,
-    gateway_values,
-    istiod_values,
-    tracing_mesh_config,
-)
-from components.istio_operator import operator_manifest
-from components.settings import ISTIO_NAMESPACE, IstioSettings, MeshSettings
+from components.addon_values import addon_charts, tracing_mesh_config
+from components.istio_values import ISTIO_CHART_REPOSITORY, base_values, cni_values, gateway_values, istiod_values
+from settings.model import ISTIO_NAMESPACE, PROJECT, IstioSettings, MeshSettings
+from settings.operator_manifest import operator_manifest
 
 POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
 INJECTION_LABEL = "istio-injection"
@@ -65,6 +57,9 @@ class IstioMesh(pulumi.ComponentResource):
     addon_releases: dict[str, helm.Release]
     application_namespaces: list[core.Namespace]
     """The `mesh.namespaces`, whose Pod Security label changes with the CNI setting."""
+    rollout_dependencies: list[pulumi.Resource]
+    """What the data-plane rollout must wait for: the releases that decide how new pods are injected
+    (`cni`, `istiod`) and the namespaces whose Pod Security level must already admit them."""
     cni_enabled: bool
     cni_exclude_namespaces: list[str]
     mesh_namespaces: pulumi.Output[list[str]]
@@ -72,11 +67,10 @@ class IstioMesh(pulumi.ComponentResource):
     operator_manifest: str
 
     def __init__(self, name: str, args: IstioMeshArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("aks-istio:istio:IstioMesh", name, None, opts)
+        super().__init__(f"{PROJECT}:istio:IstioMesh", name, None, opts)
         istio, mesh = args.istio, args.mesh
-        # Every value is computed before the first child is registered, so a bad setting fails
-        # the run without leaving a half-declared mesh.
-        check_supported_version(istio.version)
+        # Every value is computed before the first child is registered (the settings checked
+        # themselves when built), so nothing here can fail half-way through the mesh.
         values = {
             "base": base_values(istio),
             "cni": cni_values(istio),
@@ -200,6 +194,10 @@ class IstioMesh(pulumi.ComponentResource):
                 version=addon.version,
             )
 
+        self.rollout_dependencies = [
+            *(release for release in (self.cni_release, self.istiod_release) if release is not None),
+            *self.application_namespaces,
+        ]
         self.cni_enabled = istio.cni.enabled
         self.cni_exclude_namespaces = list(istio.cni.exclude_namespaces)
         self.register_outputs(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from components.settings import ConfigError
 from offline.engine import available_stacks, run_program, stack_config
 from offline.render import RENDERERS
+from settings.rules import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,10 +22,9 @@ from pulumi.runtime.settings import get_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-PROJECT = "aks-istio"
+from settings.rules import PROJECT
+
 ROOT = Path(__file__).resolve().parent.parent
-SECRET = object()
-"""Marker for a secret value in recorded inputs and outputs."""
 UNKNOWN = object()
 """Marker for a value only the cloud can compute (unknown in a preview)."""
 

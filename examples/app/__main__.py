@@ -20,19 +20,10 @@ declares; the sidecar istiod injects at admission is kept free of NET_ADMIN by t
 setting and the namespace's Pod Security label, not by the pack.
 """
 
-import sys
-from pathlib import Path
+import pulumi
+import pulumi_kubernetes as k8s
 
-# The typed helper lives in the platform repository's `components` package, two levels up. Putting
-# the repository root on the path lets `pulumi up` run here without a PYTHONPATH or a package install.
-REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-if str(REPOSITORY_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPOSITORY_ROOT))
-
-import pulumi  # noqa: E402
-import pulumi_kubernetes as k8s  # noqa: E402
-
-from components.stack_reference import read_platform_outputs  # noqa: E402
+from aks_istio_outputs import read_platform_outputs
 
 DEFAULT_IMAGE = "hashicorp/http-echo:1.0.0"  # also the default in Pulumi.yaml
 DEFAULT_REPLICAS = 2  # also the default in Pulumi.yaml

@@ -1,0 +1,79 @@
+"""Helm values of the four Istio charts (`base`, `cni`, `istiod`, `gateway`), built from the settings.
+
+Pure functions: no Pulumi, no I/O. `IstioMesh` passes their results to `helm.v3.Release`; the tests
+check every key path set here against the charts' own default values (`settings.chart_keys`), so a
+renamed or mistyped key fails a test instead of being silently ignored by Helm.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from settings.chart_keys import GLOBAL_KEYS_READ_BY_CHART
+from settings.merging import deep_merge
+from settings.model import IstioSettings
+
+ISTIO_CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
+
+
+def _global_for(chart: str, istio: IstioSettings) -> dict[str, Any]:
+    keys = GLOBAL_KEYS_READ_BY_CHART[chart]
+    return {key: copy.deepcopy(value) for key, value in istio.global_values.items() if key in keys}
+
+
+def _with_global(values: dict[str, Any], global_values: Mapping[str, Any]) -> dict[str, Any]:
+    if global_values:
+        values["global"] = dict(global_values)
+    return values
+
+
+def base_values(istio: IstioSettings) -> dict[str, Any]:
+    """The `base` chart (CRDs and cluster roles): only shared global values."""
+    return _with_global({}, _global_for("base", istio))
+
+
+def cni_values(istio: IstioSettings) -> dict[str, Any]:
+    """The `cni` chart (the node agent DaemonSet). Flat keys: Istio 1.24 and newer."""
+    return _with_global(istio.cni.plugin_values(), _global_for("cni", istio))
+
+
+def istiod_values(istio: IstioSettings, mesh_config_extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The `istiod` chart: `pilot.cni.enabled` follows the CNI setting, then the configured extras.
+
+    `mesh_config_extra` is wiring the program adds (the tracing provider); the configured
+    `meshConfig` wins over it key by key.
+    """
+    # Without pilot.cni.enabled the injector keeps adding istio-init (NET_ADMIN/NET_RAW) even
+    # though the node agent already redirects traffic.
+    pilot = deep_merge(istio.pilot, {"cni": {"enabled": istio.cni.enabled}})
+    values: dict[str, Any] = {"pilot": pilot}
+    mesh_config = _merge_mesh_config(mesh_config_extra or {}, istio.mesh_config)
+    if mesh_config:
+        values["meshConfig"] = mesh_config
+    return _with_global(values, istio.global_values)
+
+
+def _merge_mesh_config(wiring: Mapping[str, Any], configured: Mapping[str, Any]) -> dict[str, Any]:
+    merged = deep_merge(wiring, configured)
+    # A list is replaced wholesale by Helm; keep the program's providers beside the configured ones
+    # unless a configured provider already uses the same name.
+    wired_providers = wiring.get("extensionProviders")
+    configured_providers = configured.get("extensionProviders")
+    if isinstance(wired_providers, list) and isinstance(configured_providers, list):
+        names = {p.get("name") for p in configured_providers if isinstance(p, Mapping)}
+        merged["extensionProviders"] = copy.deepcopy(configured_providers) + [
+            copy.deepcopy(p) for p in wired_providers if p.get("name") not in names
+        ]
+    return merged
+
+
+def gateway_values(istio: IstioSettings) -> dict[str, Any]:
+    """The `gateway` chart: an ingress gateway Deployment, named by its release, in its own namespace."""
+    # `istio: ingressgateway` is the selector every Gateway resource written for an istioctl install
+    # uses; keeping it means those resources select this gateway whatever its release name is.
+    values: dict[str, Any] = {"labels": {"app": istio.gateway.name, "istio": "ingressgateway"}}
+    if istio.gateway.service_annotations:
+        values["service"] = {"annotations": dict(istio.gateway.service_annotations)}
+    return _with_global(values, _global_for("gateway", istio))

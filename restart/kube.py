@@ -1,0 +1,322 @@
+"""The Kubernetes side of the restart: one API client per run, with the retry and error rules every request shares.
+
+Imported only inside the provider's methods: the `kubernetes` client is heavy, and the provider module
+must import fast wherever the engine's provider host loads it.
+
+Every request is retried with backoff on 429 (honouring Retry-After, in seconds or as an HTTP date),
+5xx and dropped connections; lists are paginated with continue tokens (restarted when one expires);
+watches resume from a resourceVersion and report 410 Gone so the caller can list again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import functools
+import json
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import urllib3
+import yaml
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.watch import watch as kube_watch
+
+from restart.objects import WorkloadRef, slim_pod, slim_workload
+from restart.request import RestartError
+
+# The client's helpers carry no type hints; typed aliases keep the strict type check meaningful here.
+_iter_lines: Callable[[Any], Iterator[str]] = kube_watch.iter_resp_lines
+_load_kubeconfig: Callable[..., None] = config.load_kube_config_from_dict
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+PATCH_CONTENT_TYPE = "application/strategic-merge-patch+json"
+FIELD_MANAGER = "aks-istio-restart"
+"""Names this program in the patched objects' `managedFields`, so a reader can tell who set the annotations."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6
+    """Tries per request, the first included."""
+    base_delay: float = 0.5
+    """First backoff in seconds, doubled on each retry (with jitter)."""
+    max_delay: float = 30.0
+    """Ceiling of one wait, Retry-After included, so that a run always ends."""
+    request_timeout: float = 60.0
+    """Read timeout of one request (watches use their window instead)."""
+    watch_window: float = 10.0
+    """Longest a watch request stays open before it is renewed; a failure elsewhere is noticed within it."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    kind: str
+    plural: str
+    api: str
+    """`core` or `apps`: which client API object serves it."""
+    list_method: str
+    patch_method: str | None = None
+
+
+KINDS: dict[str, Kind] = {
+    "Pod": Kind("Pod", "pods", "core", "list_pod_for_all_namespaces"),
+    "ReplicaSet": Kind("ReplicaSet", "replicasets", "apps", "list_replica_set_for_all_namespaces"),
+    "Deployment": Kind(
+        "Deployment", "deployments", "apps", "list_deployment_for_all_namespaces", "patch_namespaced_deployment"
+    ),
+    "StatefulSet": Kind(
+        "StatefulSet", "statefulsets", "apps", "list_stateful_set_for_all_namespaces", "patch_namespaced_stateful_set"
+    ),
+    "DaemonSet": Kind(
+        "DaemonSet", "daemonsets", "apps", "list_daemon_set_for_all_namespaces", "patch_namespaced_daemon_set"
+    ),
+}
+
+
+class GoneError(Exception):
+    """HTTP 410: a continue token or a watch's resourceVersion has expired; start over from a fresh list."""
+
+
+@dataclass(frozen=True)
+class Listing:
+    items: list[dict[str, Any]]
+    resource_version: str
+
+
+class Cluster:
+    """One API client for one run, with the retry and error rules every request shares."""
+
+    def __init__(self, api_client: Any, server: str, retry: RetryPolicy, page_size: int) -> None:
+        self._apis = {"core": client.CoreV1Api(api_client), "apps": client.AppsV1Api(api_client)}
+        self._server = server
+        self._retry = retry
+        self._page_size = page_size
+
+    def _method(self, kind: Kind, name: str) -> Callable[..., Any]:
+        method: Callable[..., Any] = getattr(self._apis[kind.api], name)
+        return method
+
+    def _backoff(self, attempt: int) -> float:
+        delay: float = min(self._retry.max_delay, self._retry.base_delay * 2**attempt)
+        return delay * random.uniform(0.5, 1.0)
+
+    def _retry_after(self, exc: ApiException) -> float | None:
+        value = (exc.headers or {}).get("Retry-After")
+        seconds = _retry_after_seconds(value) if value is not None else None
+        return min(self._retry.max_delay, max(0.0, seconds)) if seconds is not None else None
+
+    def request(self, verb: str, kind: Kind, namespace: str | None, call: Callable[[], Any]) -> Any:
+        """Run `call` (which returns an unread HTTP response) with retries; return the decoded JSON body."""
+        last_error: Exception | None = None
+        for attempt in range(self._retry.attempts):
+            try:
+                response = call()
+                try:
+                    return json.loads(response.data)
+                except ValueError:
+                    raise RestartError(f"the answer to {verb} {kind.plural} is not JSON") from None
+                finally:
+                    response.release_conn()
+            except ApiException as exc:
+                if exc.status not in RETRYABLE_STATUSES:
+                    raise self._failure(verb, kind, namespace, exc) from exc
+                last_error, delay = exc, self._retry_after(exc)
+                if delay is None:
+                    delay = self._backoff(attempt)
+            except urllib3.exceptions.HTTPError as exc:
+                last_error, delay = exc, self._backoff(attempt)
+            if attempt + 1 < self._retry.attempts:
+                time.sleep(delay)
+        raise self._exhausted(verb, kind, namespace, last_error) from last_error
+
+    def _where(self, namespace: str | None) -> str:
+        return f"namespace {namespace!r}" if namespace else "all namespaces"
+
+    def _failure(self, verb: str, kind: Kind, namespace: str | None, exc: ApiException) -> Exception:
+        message = _status_message(exc)
+        if exc.status == 410:
+            return GoneError(message)
+        if exc.status == 403:
+            return RestartError(f"forbidden: cannot {verb} {kind.plural} in {self._where(namespace)}: {message}")
+        if exc.status == 401:
+            return RestartError(
+                f"the API server at {self._server} rejected the kubeconfig's credentials "
+                f"(401 Unauthorized) to {verb} {kind.plural}"
+            )
+        return RestartError(f"{verb} {kind.plural} in {self._where(namespace)} failed: HTTP {exc.status}: {message}")
+
+    def _exhausted(self, verb: str, kind: Kind, namespace: str | None, exc: Exception | None) -> RestartError:
+        attempts = self._retry.attempts
+        if isinstance(exc, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError):
+            return RestartError(
+                f"the Kubernetes API server at {self._server} is unreachable ({attempts} attempts): {exc}"
+            )
+        if isinstance(exc, ApiException):
+            detail = f"HTTP {exc.status}: {_status_message(exc)}"
+        else:
+            detail = f"connection to {self._server} failed: {exc}"
+        return RestartError(
+            f"gave up to {verb} {kind.plural} in {self._where(namespace)} after {attempts} attempts: {detail}"
+        )
+
+    def list_all(self, kind: Kind) -> Listing:
+        """Every object of a kind, cluster-wide, page by page; restarted once if the continue token expires."""
+        method = self._method(kind, kind.list_method)
+        slim = slim_pod if kind.kind == "Pod" else slim_workload
+        for _ in range(3):
+            items: list[dict[str, Any]] = []
+            resource_version, token = "", None
+            try:
+                while True:
+                    page = self.request(
+                        "list",
+                        kind,
+                        None,
+                        functools.partial(
+                            method,
+                            limit=self._page_size,
+                            _continue=token,
+                            _preload_content=False,
+                            _request_timeout=self._retry.request_timeout,
+                        ),
+                    )
+                    items.extend(slim(item) for item in page.get("items") or [])
+                    metadata = page.get("metadata") or {}
+                    resource_version = resource_version or str(metadata.get("resourceVersion") or "")
+                    token = metadata.get("continue")
+                    if not token:
+                        return Listing(items, resource_version)
+            except GoneError:
+                continue
+        raise RestartError(f"list {kind.plural}: the continue token kept expiring")
+
+    def patch(self, ref: WorkloadRef, body: dict[str, Any]) -> dict[str, Any] | None:
+        """One PATCH; the patched object, or None when it was deleted since it was listed."""
+        kind = KINDS[ref.kind]
+        assert kind.patch_method is not None
+        method = self._method(kind, kind.patch_method)
+        try:
+            patched: dict[str, Any] = self.request(
+                "patch",
+                kind,
+                ref.namespace,
+                functools.partial(
+                    method,
+                    name=ref.name,
+                    namespace=ref.namespace,
+                    body=body,
+                    field_manager=FIELD_MANAGER,
+                    _content_type=PATCH_CONTENT_TYPE,
+                    _preload_content=False,
+                    _request_timeout=self._retry.request_timeout,
+                ),
+            )
+        except RestartError as exc:
+            if isinstance(exc.__cause__, ApiException) and exc.__cause__.status == 404:
+                return None
+            raise
+        return patched
+
+    def watch(self, kind: Kind, resource_version: str, seconds: float) -> Iterator[dict[str, Any]]:
+        """Events of a kind, cluster-wide, from `resource_version` for at most `seconds`; raises GoneError on 410."""
+        method = self._method(kind, kind.list_method)
+        try:
+            response = method(
+                watch=True,
+                resource_version=resource_version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=max(1, int(seconds)),
+                _preload_content=False,
+                _request_timeout=(self._retry.request_timeout, seconds + 5),
+            )
+        except ApiException as exc:
+            if exc.status in RETRYABLE_STATUSES:
+                raise urllib3.exceptions.HTTPError(f"watch {kind.plural}: HTTP {exc.status}") from exc
+            raise self._failure("watch", kind, None, exc) from exc
+        try:
+            for line in _iter_lines(response):
+                event: dict[str, Any] = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    if status.get("code") == 410:
+                        raise GoneError(str(status.get("message", "")))
+                    raise RestartError(f"watch {kind.plural} failed: {status.get('message', status)}")
+                yield event
+        finally:
+            response.release_conn()
+            response.close()
+
+
+def _retry_after_seconds(value: str) -> float | None:
+    """Retry-After is either a number of seconds or an HTTP date (RFC 9110)."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - datetime.now(UTC)).total_seconds()
+
+
+def _status_message(exc: ApiException) -> str:
+    """The `message` of a Kubernetes Status body, else the HTTP reason."""
+    try:
+        body = json.loads(exc.body or "")
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return str(exc.reason or "")
+
+
+def _credentials_expire(kubeconfig: Mapping[str, Any]) -> bool:
+    """Whether the current context's user gets short-lived tokens (an exec plugin such as kubelogin)."""
+    contexts = {c.get("name"): c.get("context") or {} for c in kubeconfig.get("contexts") or []}
+    user_name = contexts.get(kubeconfig.get("current-context"), {}).get("user")
+    users = {u.get("name"): u.get("user") or {} for u in kubeconfig.get("users") or []}
+    user = users.get(user_name, {})
+    return "exec" in user or "auth-provider" in user
+
+
+@contextlib.contextmanager
+def connect(kubeconfig: str, retry: RetryPolicy, page_size: int, pool_size: int) -> Iterator[Cluster]:
+    """A fresh client for this run only: no global configuration, certificates in a private temp dir."""
+    try:
+        loaded = yaml.safe_load(kubeconfig)
+    except yaml.YAMLError:
+        # The parser's message quotes the offending text, which may hold credentials: leave it out.
+        raise RestartError("the kubeconfig is not valid YAML") from None
+    if not isinstance(loaded, dict):
+        raise RestartError("the kubeconfig is not a mapping")
+    with tempfile.TemporaryDirectory(prefix="aks-istio-kube-") as cert_dir:
+        configuration = client.Configuration()
+        try:
+            _load_kubeconfig(loaded, client_configuration=configuration, persist_config=False, temp_file_path=cert_dir)
+        except Exception as exc:
+            # Only the type: the loader's messages quote parts of the document.
+            raise RestartError(f"the kubeconfig cannot be used: {type(exc).__name__}") from None
+        if not configuration.host:
+            raise RestartError("the kubeconfig names no API server for its current context")
+        if not _credentials_expire(loaded):
+            # The client reloads the whole kubeconfig before every request, for tokens that expire; with
+            # a static token or certificate that is a third of each PATCH's CPU for nothing.
+            configuration.refresh_api_key_hook = None
+        # Retries are ours: urllib3's would repeat requests behind our back and not honour Retry-After.
+        configuration.retries = False
+        configuration.connection_pool_maxsize = pool_size
+        api_client: Any = client.ApiClient(configuration)
+        try:
+            yield Cluster(api_client, str(configuration.host), retry, page_size)
+        finally:
+            api_client.close()

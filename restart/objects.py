@@ -1,0 +1,220 @@
+"""Pods and workloads as the Kubernetes API returns them (camelCase JSON dicts), read for the restart.
+
+Pure functions: what a pod's sidecar and redirection are, which workload owns it, how a workload rolls
+out its pods, and the slim copies of listed objects that keep a cluster's worth of them small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
+"""The annotation `kubectl rollout restart` sets on the pod template."""
+FINGERPRINT_ANNOTATION = "aks-istio.dev/cni-fingerprint"
+"""Records on the pod template which CNI setting the workload was last restarted for."""
+
+SIDECAR_CONTAINER = "istio-proxy"
+IPTABLES_INIT_CONTAINER = "istio-init"
+CNI_VALIDATION_CONTAINER = "istio-validation"
+
+ROLLABLE_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+"""Kinds whose pods are recreated by a change of the pod template."""
+KNOWN_OWNERS = {("apps", "ReplicaSet"), ("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"),
+                ("batch", "Job")}  # fmt: skip
+"""Owner kinds recognised by their API group as well as their kind: `apps.kruise.io` also has a StatefulSet."""
+POD_TEMPLATE_HASH_LABEL = "pod-template-hash"
+"""The Deployment controller names each ReplicaSet `<deployment>-<hash>` and labels its pods with the hash."""
+
+
+class Redirection(StrEnum):
+    """How a pod's traffic is redirected into its sidecar, read from its init containers."""
+
+    IPTABLES_INIT = IPTABLES_INIT_CONTAINER
+    CNI = CNI_VALIDATION_CONTAINER
+    NONE = "none"
+    """No redirection set up in the pod (gateways, `interceptionMode: NONE`)."""
+
+
+@dataclass(frozen=True, order=True)
+class WorkloadRef:
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+
+def _containers(pod: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    return list((pod.get("spec") or {}).get(key) or [])
+
+
+def has_sidecar(pod: Mapping[str, Any]) -> bool:
+    """An `istio-proxy` container, or its native-sidecar form: an init container with `restartPolicy: Always`."""
+    if any(c.get("name") == SIDECAR_CONTAINER for c in _containers(pod, "containers")):
+        return True
+    return any(
+        c.get("name") == SIDECAR_CONTAINER and c.get("restartPolicy") == "Always"
+        for c in _containers(pod, "initContainers")
+    )
+
+
+def redirection(pod: Mapping[str, Any]) -> Redirection:
+    names = {c.get("name") for c in _containers(pod, "initContainers")}
+    if IPTABLES_INIT_CONTAINER in names:
+        return Redirection.IPTABLES_INIT
+    if CNI_VALIDATION_CONTAINER in names:
+        return Redirection.CNI
+    return Redirection.NONE
+
+
+def is_active(pod: Mapping[str, Any]) -> bool:
+    """Pods that run or will run: finished pods and pods being deleted are not re-injected."""
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
+def is_running(pod: Mapping[str, Any]) -> bool:
+    """Running and not being deleted: what a finished rollout leaves, without the old pods on their way out."""
+    return is_active(pod) and (pod.get("status") or {}).get("phase") == "Running"
+
+
+def metadata_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta: Mapping[str, Any] = obj.get("metadata") or {}
+    return meta
+
+
+def ref_of(kind: str, obj: Mapping[str, Any]) -> WorkloadRef:
+    meta = metadata_of(obj)
+    return WorkloadRef(kind, str(meta.get("namespace", "")), str(meta.get("name", "")))
+
+
+def controller_of(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for owner in metadata_of(obj).get("ownerReferences") or []:
+        if owner.get("controller"):
+            found: Mapping[str, Any] = owner
+            return found
+    return None
+
+
+def owner_kind(owner: Mapping[str, Any]) -> str:
+    """The owner's kind, qualified with its API group unless it is one we handle (`Rollout.argoproj.io`).
+
+    Matching by kind alone would take an OpenKruise `StatefulSet` (group `apps.kruise.io`) for an `apps` one.
+    """
+    kind = str(owner.get("kind", ""))
+    api_version = str(owner.get("apiVersion", ""))
+    group = api_version.split("/")[0] if "/" in api_version else ""
+    if not group or (group, kind) in KNOWN_OWNERS:
+        return kind
+    return f"{kind}.{group}"
+
+
+MISSING_REPLICASET = "ReplicaSet (not found)"
+"""The owner kind of a pod whose ReplicaSet was not listed (deleted in between)."""
+
+
+def _deployment_by_hash(pod: Mapping[str, Any], replicaset_name: str) -> str | None:
+    """The Deployment a ReplicaSet was named after, when the pod carries the matching template hash."""
+    template_hash = str((metadata_of(pod).get("labels") or {}).get(POD_TEMPLATE_HASH_LABEL) or "")
+    suffix = f"-{template_hash}"
+    if template_hash and replicaset_name.endswith(suffix) and len(replicaset_name) > len(suffix):
+        return replicaset_name[: -len(suffix)]
+    return None
+
+
+def resolve_owner(pod: Mapping[str, Any], replicasets: Mapping[tuple[str, str], Mapping[str, Any]]) -> WorkloadRef:
+    """The object a pod is recreated through: Pod -> ReplicaSet -> Deployment, or its direct controller.
+
+    Returns the pod itself for a bare pod, the ReplicaSet's own controller when it is not a Deployment
+    (an Argo `Rollout.argoproj.io`, reported as unsupported), and the ReplicaSet when nothing controls it.
+    A ReplicaSet missing from `replicasets` was created after they were listed (a rollout under way, or
+    the one just awaited): the Deployment controller's naming rule names its Deployment, which the caller
+    still has to find; without the rule's label it is `MISSING_REPLICASET`, never "without a Deployment".
+    """
+    namespace = str(metadata_of(pod).get("namespace", ""))
+    owner = controller_of(pod)
+    if owner is None:
+        return ref_of("Pod", pod)
+    kind, name = owner_kind(owner), str(owner.get("name", ""))
+    if kind != "ReplicaSet":
+        return WorkloadRef(kind, namespace, name)
+    replicaset = replicasets.get((namespace, name))
+    if replicaset is None:
+        deployment = _deployment_by_hash(pod, name)
+        if deployment is not None:
+            return WorkloadRef("Deployment", namespace, deployment)
+        return WorkloadRef(MISSING_REPLICASET, namespace, name)
+    rs_owner = controller_of(replicaset)
+    if rs_owner is None:
+        return WorkloadRef("ReplicaSet", namespace, name)
+    return WorkloadRef(owner_kind(rs_owner), namespace, str(rs_owner.get("name", "")))
+
+
+def template_annotations(workload: Mapping[str, Any]) -> Mapping[str, str]:
+    template = (workload.get("spec") or {}).get("template") or {}
+    annotations: Mapping[str, str] = (template.get("metadata") or {}).get("annotations") or {}
+    return annotations
+
+
+def is_paused(workload: Mapping[str, Any]) -> bool:
+    return bool((workload.get("spec") or {}).get("paused"))
+
+
+def partition(workload: Mapping[str, Any]) -> int:
+    """A StatefulSet's `rollingUpdate.partition`: only pods with an ordinal at or above it are replaced."""
+    strategy = (workload.get("spec") or {}).get("updateStrategy") or {}
+    return int((strategy.get("rollingUpdate") or {}).get("partition") or 0)
+
+
+def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep only what planning reads, so a cluster's worth of pods fits in little memory."""
+    meta, spec = metadata_of(pod), pod.get("spec") or {}
+    return {
+        "metadata": {
+            **{key: meta[key] for key in ("name", "namespace", "ownerReferences", "deletionTimestamp") if key in meta},
+            "labels": {
+                key: value for key, value in (meta.get("labels") or {}).items() if key == POD_TEMPLATE_HASH_LABEL
+            },
+        },
+        "spec": {
+            "containers": [{"name": c.get("name")} for c in spec.get("containers") or []],
+            "initContainers": [
+                {"name": c.get("name"), "restartPolicy": c.get("restartPolicy")}
+                for c in spec.get("initContainers") or []
+            ],
+        },
+        "status": {"phase": (pod.get("status") or {}).get("phase")},
+    }
+
+
+def slim_workload(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep what planning and rollout tracking read: identity, owners, pause, strategy, our annotations."""
+    meta, spec = metadata_of(obj), obj.get("spec") or {}
+    annotations = template_annotations(obj)
+    return {
+        "metadata": {
+            key: meta[key]
+            for key in ("name", "namespace", "ownerReferences", "generation", "resourceVersion")
+            if key in meta
+        },
+        "spec": {
+            "replicas": spec.get("replicas"),
+            "paused": spec.get("paused"),
+            "updateStrategy": spec.get("updateStrategy"),
+            "template": {
+                "metadata": {
+                    "annotations": {
+                        key: annotations[key]
+                        for key in (FINGERPRINT_ANNOTATION, RESTARTED_AT_ANNOTATION)
+                        if key in annotations
+                    }
+                }
+            },
+        },
+        "status": dict(obj.get("status") or {}),
+    }

@@ -1,0 +1,261 @@
+"""Which workloads a change of the Istio CNI setting has to restart, decided from plain API objects.
+
+Every function here is pure: it reads pods and workloads as the Kubernetes API returns them (camelCase
+JSON dicts) and never talks to a cluster, so the whole decision can be tested without one.
+
+A pod needs re-injection when it carries an Istio sidecar whose traffic redirection does not match the
+desired mode: with the CNI plugin, istiod injects an `istio-validation` init container; without it, an
+`istio-init` init container that needs NET_ADMIN/NET_RAW. Pods are recreated by rolling their owning
+workload, the way `kubectl rollout restart` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from restart.objects import (
+    FINGERPRINT_ANNOTATION,
+    MISSING_REPLICASET,
+    RESTARTED_AT_ANNOTATION,
+    ROLLABLE_KINDS,
+    Redirection,
+    WorkloadRef,
+    has_sidecar,
+    is_active,
+    is_paused,
+    is_running,
+    metadata_of,
+    partition,
+    redirection,
+    ref_of,
+    resolve_owner,
+    template_annotations,
+)
+
+
+class SkipReason(StrEnum):
+    """Why a workload with pods is left alone."""
+
+    EXCLUDED_NAMESPACE = "excludedNamespace"
+    NO_SIDECAR = "noSidecar"
+    NO_REDIRECTION = "noRedirection"
+    ALREADY_MATCHING = "alreadyMatching"
+    ALREADY_RESTARTED = "alreadyRestarted"
+    """Restarted by an earlier run for this same setting; its rollout was awaited and its pods now match."""
+    RESTARTED_BUT_STILL_MISMATCHED = "restartedButStillMismatched"
+    """Restarted by an earlier run for this same setting, pods still mismatched, and no wait was asked for."""
+    PAUSED = "paused"
+    DELETED_BEFORE_RESTART = "deletedBeforeRestart"
+
+
+class ManualReason(StrEnum):
+    """Why pods that need re-injection cannot be recreated by rolling an owner."""
+
+    BARE_POD = "barePod"
+    JOB = "job"
+    REPLICASET_WITHOUT_DEPLOYMENT = "replicaSetWithoutDeployment"
+    ON_DELETE_STRATEGY = "onDeleteUpdateStrategy"
+    PARTITIONED_ROLLOUT = "partitionedRollout"
+    """A StatefulSet with `rollingUpdate.partition > 0` only replaces the pods at or above the partition."""
+    OWNER_NOT_FOUND = "ownerNotFound"
+    UNSUPPORTED_OWNER = "unsupportedOwner"
+
+
+@dataclass(frozen=True)
+class RestartPlan:
+    fingerprint: str
+    restart: tuple[WorkloadRef, ...]
+    """Workloads to roll, sorted."""
+    skipped: Mapping[WorkloadRef, SkipReason] = field(default_factory=dict)
+    manual: Mapping[WorkloadRef, ManualReason] = field(default_factory=dict)
+    recheck: tuple[WorkloadRef, ...] = ()
+    """Workloads an earlier run restarted for this same setting whose pods still mismatch, sorted.
+
+    Not patched again (one change, one restart): their rollout may still be running, may be stuck, or
+    istiod may have injected the new pods before it served the new setting. The caller waits for them
+    and checks their pods, or reports them.
+    """
+
+
+def cni_fingerprint(enabled: bool, exclude_namespaces: Iterable[str]) -> str:
+    """A short stable hash of the CNI setting; the order and repetition of namespaces do not matter.
+
+    Without the CNI plugin its exclusion list has no effect, so every disabled setting hashes alike: a
+    change of the list alone while the CNI stays off restarts nothing.
+    """
+    namespaces = sorted(set(exclude_namespaces)) if enabled else []
+    canonical = json.dumps({"enabled": enabled, "excludeNamespaces": namespaces})
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def desired_redirection(cni_enabled: bool) -> Redirection:
+    return Redirection.CNI if cni_enabled else Redirection.IPTABLES_INIT
+
+
+def manual_strategy(workload: Mapping[str, Any]) -> ManualReason | None:
+    """Why a template change would not replace all of the workload's pods, if it would not.
+
+    `OnDelete` keeps every pod; a StatefulSet partition keeps the pods below it, and such a rollout
+    never reaches all replicas.
+    """
+    strategy = (workload.get("spec") or {}).get("updateStrategy") or {}
+    if strategy.get("type") == "OnDelete":
+        return ManualReason.ON_DELETE_STRATEGY
+    if partition(workload) > 0:
+        return ManualReason.PARTITIONED_ROLLOUT
+    return None
+
+
+def _manual_reason(owner: WorkloadRef) -> ManualReason:
+    if owner.kind == "Pod":
+        return ManualReason.BARE_POD
+    if owner.kind == "Job":
+        return ManualReason.JOB
+    if owner.kind == "ReplicaSet":
+        return ManualReason.REPLICASET_WITHOUT_DEPLOYMENT
+    if owner.kind == MISSING_REPLICASET:
+        return ManualReason.OWNER_NOT_FOUND
+    return ManualReason.UNSUPPORTED_OWNER
+
+
+@dataclass
+class _OwnerPods:
+    """What the active pods of one owner look like, aggregated over all of them."""
+
+    sidecar: bool = False
+    redirected: bool = False
+    mismatched: bool = False
+
+
+def plan_restart(
+    *,
+    pods: Iterable[Mapping[str, Any]],
+    replicasets: Iterable[Mapping[str, Any]],
+    workloads: Iterable[tuple[str, Mapping[str, Any]]],
+    cni_enabled: bool,
+    exclude_namespaces: Iterable[str],
+) -> RestartPlan:
+    """Decide, for every owner of an active pod, whether to restart it, skip it (and why) or leave it to a person.
+
+    `workloads` are `(kind, object)` pairs of Deployments, StatefulSets and DaemonSets.
+    """
+    excluded = set(exclude_namespaces)
+    fingerprint = cni_fingerprint(cni_enabled, excluded)
+    wanted = desired_redirection(cni_enabled)
+    replicaset_index = {(ref.namespace, ref.name): rs for rs in replicasets for ref in [ref_of("ReplicaSet", rs)]}
+    workload_index = {ref_of(kind, obj): obj for kind, obj in workloads}
+
+    owners: dict[WorkloadRef, _OwnerPods] = {}
+    for pod in pods:
+        if not is_active(pod):
+            continue
+        state = owners.setdefault(resolve_owner(pod, replicaset_index), _OwnerPods())
+        if not has_sidecar(pod):
+            continue
+        state.sidecar = True
+        mode = redirection(pod)
+        if mode is not Redirection.NONE:
+            state.redirected = True
+            state.mismatched = state.mismatched or mode is not wanted
+
+    restart: list[WorkloadRef] = []
+    recheck: list[WorkloadRef] = []
+    skipped: dict[WorkloadRef, SkipReason] = {}
+    manual: dict[WorkloadRef, ManualReason] = {}
+    for owner, state in owners.items():
+        if owner.namespace in excluded:
+            skipped[owner] = SkipReason.EXCLUDED_NAMESPACE
+        elif not state.sidecar:
+            skipped[owner] = SkipReason.NO_SIDECAR
+        elif not state.redirected:
+            skipped[owner] = SkipReason.NO_REDIRECTION
+        elif not state.mismatched:
+            skipped[owner] = SkipReason.ALREADY_MATCHING
+        elif owner.kind not in ROLLABLE_KINDS:
+            manual[owner] = _manual_reason(owner)
+        elif (workload := workload_index.get(owner)) is None:
+            manual[owner] = ManualReason.OWNER_NOT_FOUND
+        elif is_paused(workload):
+            skipped[owner] = SkipReason.PAUSED
+        elif (reason := manual_strategy(workload)) is not None:
+            manual[owner] = reason
+        elif template_annotations(workload).get(FINGERPRINT_ANNOTATION) == fingerprint:
+            recheck.append(owner)
+        else:
+            restart.append(owner)
+    return RestartPlan(
+        fingerprint=fingerprint,
+        restart=tuple(sorted(restart)),
+        skipped=skipped,
+        manual=manual,
+        recheck=tuple(sorted(recheck)),
+    )
+
+
+def mismatched_pods(
+    *,
+    pods: Iterable[Mapping[str, Any]],
+    replicasets: Iterable[Mapping[str, Any]],
+    owners: Iterable[WorkloadRef],
+    cni_enabled: bool,
+) -> dict[WorkloadRef, list[str]]:
+    """After rollouts finished: the running pods of `owners` whose sidecar still has the wrong redirection.
+
+    Pods being deleted or not running are left out: the old pods of a finished rollout are on their way
+    out. What is left means istiod injected the new pods for the old setting.
+    """
+    wanted = desired_redirection(cni_enabled)
+    watched = set(owners)
+    replicaset_index = {(ref.namespace, ref.name): rs for rs in replicasets for ref in [ref_of("ReplicaSet", rs)]}
+    found: dict[WorkloadRef, list[str]] = {}
+    for pod in pods:
+        if not is_running(pod) or not has_sidecar(pod) or redirection(pod) in (wanted, Redirection.NONE):
+            continue
+        owner = resolve_owner(pod, replicaset_index)
+        if owner in watched:
+            found.setdefault(owner, []).append(str(metadata_of(pod).get("name", "")))
+    return {owner: sorted(names) for owner, names in sorted(found.items())}
+
+
+def group_by_reason(entries: Mapping[WorkloadRef, StrEnum]) -> dict[str, list[str]]:
+    """`{reason: ["Kind/namespace/name", ...]}`, sorted."""
+    grouped: dict[str, list[str]] = {}
+    for ref in sorted(entries):
+        grouped.setdefault(str(entries[ref]), []).append(str(ref))
+    return dict(sorted(grouped.items()))
+
+
+SAMPLE_SIZE = 50
+"""Names kept per reason in the `skipped` output: `noSidecar` alone can name every pod owner of a cluster."""
+
+
+def summarize(grouped: Mapping[str, list[str]], limit: int = SAMPLE_SIZE) -> dict[str, dict[str, Any]]:
+    """`{reason: {"count": n, "workloads": [the first `limit` names]}}`: bounded, whatever the cluster's size."""
+    return {reason: {"count": len(names), "workloads": list(names[:limit])} for reason, names in grouped.items()}
+
+
+def name_list(refs: Iterable[object], limit: int = 20) -> str:
+    """`a, b, c and 7 more`: names for a message, bounded."""
+    names = [str(ref) for ref in refs]
+    shown = ", ".join(names[:limit])
+    return f"{shown} and {len(names) - limit} more" if len(names) > limit else shown
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def restart_patch(fingerprint: str, restarted_at: str) -> dict[str, Any]:
+    """The strategic-merge patch of `kubectl rollout restart`, plus the fingerprint it was made for.
+
+    Both annotations travel in the one PATCH, so a workload is restarted and recorded as restarted at
+    once: a later run for the same setting skips it even if this run fails afterwards.
+    """
+    annotations = {RESTARTED_AT_ANNOTATION: restarted_at, FINGERPRINT_ANNOTATION: fingerprint}
+    return {"spec": {"template": {"metadata": {"annotations": annotations}}}}

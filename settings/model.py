@@ -1,0 +1,361 @@
+"""The typed settings of one stack, and the rules they obey.
+
+Frozen dataclasses: components receive these and never read Pulumi config themselves. Each one checks
+its values when it is built (`__post_init__`), wherever it is built: `settings.parse` from a stack
+file, or a test in code. A bad value raises `ConfigError` naming the config key, before any resource
+is registered; the layers above rely on these rules and do not check them again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from settings.chart_keys import unknown_extra_keys
+from settings.rules import (
+    CLUSTER_NAME,
+    DNS_LABEL,
+    GUID,
+    K8S_VERSION,
+    PROJECT,
+    RELEASE_NAME,
+    RESOURCE_GROUP,
+    VM_SIZE,
+    ZONE,
+    ConfigError,
+    config_key,
+    not_allowed,
+    preexisting,
+    require_choice,
+    require_match,
+    require_names,
+    require_range,
+    show,
+)
+from settings.versions import check_supported_version
+
+SYSTEM_NAMESPACES: tuple[str, ...] = ("istio-system", "kube-system", "kube-node-lease", "kube-public")
+"""Namespaces kept out of the CNI plugin: the mesh itself and the Kubernetes control-plane ones."""
+
+ISTIO_NAMESPACE = "istio-system"
+DEFAULT_ISTIO_VERSION = "1.30.3"
+
+NETWORK_PLUGINS = ("azure-overlay", "azure", "kubenet")
+UPGRADE_CHANNELS = ("none", "patch", "stable", "rapid", "node-image")
+LOGIN_MODES = ("azurecli", "workloadidentity", "spn", "msi")
+"""kubelogin modes that work without a person at the keyboard (CI, the restart provider)."""
+
+__all__ = ["PROJECT", "ConfigError"]  # re-exported: every layer imports the error from the model
+
+
+@dataclass(frozen=True)
+class NodePoolSettings:
+    vm_size: str
+    """Azure VM size of the pool's nodes, e.g. `Standard_D4ds_v5`."""
+    count: int
+    """Initial node count (the fixed count when autoscaling is off)."""
+    min_count: int | None = None
+    """Autoscaler lower bound; autoscaling is on when `min_count` and `max_count` are both set."""
+    max_count: int | None = None
+    """Autoscaler upper bound."""
+    zones: tuple[str, ...] = ()
+    """Availability zones the pool spreads over (empty: no zone pinning)."""
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.min_count is not None and self.max_count is not None
+
+    def check(self, prefix: str, minimum_count: int) -> None:
+        """The pool's rules; `prefix` is its config key (`aks-istio:cluster.systemPool`)."""
+        require_match(f"{prefix}.vmSize", self.vm_size, VM_SIZE, "an Azure VM size such as Standard_D4ds_v5")
+        require_range(f"{prefix}.count", self.count, minimum_count, 1000)
+        if self.min_count is not None:
+            require_range(f"{prefix}.minCount", self.min_count, minimum_count, 1000)
+        if self.max_count is not None:
+            require_range(f"{prefix}.maxCount", self.max_count, max(minimum_count, 1), 1000)
+        require_names(f"{prefix}.zones", self.zones, ZONE, "availability zones '1', '2' or '3'")
+        if (self.min_count is None) != (self.max_count is None):
+            raise ConfigError(
+                f"{prefix}: minCount and maxCount go together (autoscaling); "
+                f"got minCount={self.min_count}, maxCount={self.max_count}"
+            )
+        if self.min_count is not None and self.max_count is not None:
+            if self.min_count > self.max_count:
+                raise ConfigError(
+                    f"{prefix}.minCount: {self.min_count} is not allowed; expected at most maxCount ({self.max_count})"
+                )
+            if not self.min_count <= self.count <= self.max_count:
+                raise ConfigError(
+                    f"{prefix}.count: {self.count} is not allowed; expected between minCount ({self.min_count}) "
+                    f"and maxCount ({self.max_count})"
+                )
+
+
+@dataclass(frozen=True)
+class EntraIdSettings:
+    admin_group_object_ids: tuple[str, ...]
+    """Entra ID groups whose members are cluster admins (Azure RBAC role assignments grant the rest)."""
+    login_mode: str = "azurecli"
+    """How kubelogin signs in wherever the kubeconfig is used: `azurecli`, `workloadidentity`, `spn` or `msi`."""
+
+    def __post_init__(self) -> None:
+        prefix = config_key("cluster.entraId")
+        require_names(
+            f"{prefix}.adminGroupObjectIds", self.admin_group_object_ids, GUID, "Entra ID group object IDs (GUIDs)"
+        )
+        if not self.admin_group_object_ids:
+            raise ConfigError(
+                f"{prefix}.adminGroupObjectIds: not set; expected at least one Entra ID group object ID, "
+                "since local accounts are disabled and someone must be able to administer the cluster"
+            )
+        require_choice(f"{prefix}.loginMode", self.login_mode, LOGIN_MODES)
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    name: str
+    """AKS cluster name (default `aks-istio-<stack>`)."""
+    resource_group_name: str
+    """Resource group that holds the cluster (default `rg-aks-istio-<stack>`)."""
+    environment: str
+    """The stack name; tagged on every Azure resource as `environment`."""
+    location: str
+    """Azure region (`azure-native:location`)."""
+    system_pool: NodePoolSettings
+    """The `System` mode pool that runs the control-plane add-ons and the mesh."""
+    kubernetes_version: str | None = None
+    """`MAJOR.MINOR` or `MAJOR.MINOR.PATCH`; None lets AKS pick its default version."""
+    user_pool: NodePoolSettings | None = None
+    """Optional `User` mode pool for application workloads."""
+    network_plugin: str = "azure-overlay"
+    """`azure-overlay` (Azure CNI overlay), `azure` (Azure CNI, pod IPs from the VNet) or `kubenet`."""
+    auto_upgrade_channel: str = "patch"
+    """AKS auto-upgrade channel: `none`, `patch`, `stable`, `rapid` or `node-image`."""
+    entra_id: EntraIdSettings | None = None
+    """Entra ID sign-in with Azure RBAC and no local accounts (None: the cluster issues its own credentials)."""
+    azure_policy: bool = False
+    """Azure Policy add-on denying capabilities beyond Pod Security baseline's (NET_ADMIN, NET_RAW...) outside
+    istio-system, the kube-* namespaces and gatekeeper-system; needs the CNI."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Extra Azure tags, merged with `environment` and `managed-by`."""
+
+    def __post_init__(self) -> None:
+        if not self.location:
+            raise ConfigError("azure-native:location: not set; expected an Azure region such as westeurope")
+        for name, value, pattern, allowed in (
+            (
+                "name",
+                self.name,
+                CLUSTER_NAME,
+                "1-63 letters, digits, '-' or '_', starting and ending with a letter or digit",
+            ),
+            (
+                "resourceGroupName",
+                self.resource_group_name,
+                RESOURCE_GROUP,
+                "1-90 letters, digits, '-', '_', '.', '(' or ')', not ending with '.'",
+            ),
+        ):
+            require_match(config_key(f"cluster.{name}"), value, pattern, allowed)
+        if self.kubernetes_version is not None:
+            require_match(
+                config_key("cluster.kubernetesVersion"),
+                self.kubernetes_version,
+                K8S_VERSION,
+                "a Kubernetes version MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. 1.33",
+            )
+        require_choice(config_key("cluster.autoUpgradeChannel"), self.auto_upgrade_channel, UPGRADE_CHANNELS)
+        self._check_version_against_channel()
+        self.system_pool.check(config_key("cluster.systemPool"), minimum_count=1)
+        if self.user_pool is not None:
+            self.user_pool.check(config_key("cluster.userPool"), minimum_count=0)
+        require_choice(config_key("cluster.networkPlugin"), self.network_plugin, NETWORK_PLUGINS)
+        for name, value in self.tags.items():
+            if len(name) > 512 or len(value) > 256:
+                raise ConfigError(
+                    f"{config_key('cluster.tags')}.{name}: {show(value)} is not allowed; expected names up to 512 "
+                    "characters and values up to 256"
+                )
+
+    def _check_version_against_channel(self) -> None:
+        """AKS moves the version on these channels; a pinned one would show as a downgrade in every preview."""
+        version, channel, name = (
+            self.kubernetes_version,
+            self.auto_upgrade_channel,
+            config_key("cluster.kubernetesVersion"),
+        )
+        if version is None:
+            return
+        if channel in ("stable", "rapid"):
+            raise ConfigError(
+                f"{name}: '{version}' is not allowed with autoUpgradeChannel '{channel}', which upgrades minor "
+                "versions; leave kubernetesVersion unset, or use the channel patch, node-image or none"
+            )
+        if channel == "patch" and version.count(".") == 2:
+            raise ConfigError(
+                f"{name}: '{version}' is not allowed with autoUpgradeChannel 'patch', which upgrades patch "
+                "versions; give MAJOR.MINOR (e.g. '1.33'), or use the channel node-image or none"
+            )
+
+
+@dataclass(frozen=True)
+class CniSettings:
+    enabled: bool = True
+    """Install the Istio CNI plugin, so injected pods need no `istio-init` (NET_ADMIN/NET_RAW)."""
+    exclude_namespaces: tuple[str, ...] = SYSTEM_NAMESPACES
+    """Namespaces the CNI plugin leaves alone (set explicitly: the chart's default is only kube-system)."""
+    chained: bool | None = None
+    """Install as a chained plugin (None: the chart's default, true)."""
+    repair: bool | None = None
+    """Run the repair controller for pods that started before the plugin (None: chart default)."""
+
+    def plugin_values(self) -> dict[str, Any]:
+        """The plugin's own values: the same keys in the cni chart and in an IstioOperator's `values.cni`."""
+        # Always explicit: since 1.22 the chart's own default excludes only kube-system.
+        values: dict[str, Any] = {"excludeNamespaces": list(self.exclude_namespaces)}
+        if self.chained is not None:
+            values["chained"] = self.chained
+        if self.repair is not None:
+            values["repair"] = {"enabled": self.repair}
+        return values
+
+    def __post_init__(self) -> None:
+        name = config_key("istio.cni.excludeNamespaces")
+        require_names(name, self.exclude_namespaces, DNS_LABEL, "namespace names (DNS labels)")
+        missing = [ns for ns in SYSTEM_NAMESPACES if ns not in self.exclude_namespaces]
+        if missing:
+            raise ConfigError(
+                f"{name}: {list(self.exclude_namespaces)} is not allowed; it must include the system namespaces "
+                f"{', '.join(SYSTEM_NAMESPACES)} (missing: {', '.join(missing)}), whose pods must start without "
+                "waiting for the mesh"
+            )
+
+
+@dataclass(frozen=True)
+class AddonSettings:
+    grafana: bool = False
+    tracing: bool = False
+    kiali: bool = False
+    prometheus: bool = False
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    enabled: bool = True
+    """Install an ingress gateway (the `gateway` chart)."""
+    name: str = "istio-ingressgateway"
+    """Helm release and Deployment name of the gateway."""
+    namespace: str = "istio-ingress"
+    """Namespace of the gateway, kept apart from istio-system."""
+    service_annotations: Mapping[str, str] = field(default_factory=dict)
+    """Annotations of the gateway's LoadBalancer Service, e.g. `service.beta.kubernetes.io/azure-pip-name`
+    to keep a reserved public IP, or `...azure-load-balancer-internal: "true"` for a private one."""
+
+    def __post_init__(self) -> None:
+        require_match(
+            config_key("istio.gateway.name"),
+            self.name,
+            RELEASE_NAME,
+            "a DNS label of at most 53 characters (a Helm release name)",
+        )
+        name = config_key("istio.gateway.namespace")
+        require_match(name, self.namespace, DNS_LABEL, "a namespace name")
+        if self.enabled and preexisting(self.namespace):
+            raise not_allowed(name, self.namespace, "a namespace of its own or istio-system (the program creates it)")
+
+
+@dataclass(frozen=True)
+class IstioSettings:
+    version: str = DEFAULT_ISTIO_VERSION
+    """Istio chart version, `MAJOR.MINOR.PATCH`, 1.24 or newer."""
+    cni: CniSettings = field(default_factory=CniSettings)
+    addons: AddonSettings = field(default_factory=AddonSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    pilot: Mapping[str, Any] = field(default_factory=dict)
+    """Extra istiod chart `pilot.*` values (each key must exist in the chart)."""
+    global_values: Mapping[str, Any] = field(default_factory=dict)
+    """Extra `global.*` values for every Istio chart (config key `global`)."""
+    mesh_config: Mapping[str, Any] = field(default_factory=dict)
+    """istiod `meshConfig` (config key `meshConfig`)."""
+    operator_file: str | None = None
+    """IstioOperator YAML file these settings were (partly) read from, if any."""
+
+    def __post_init__(self) -> None:
+        check_supported_version(self.version)
+        extra_cni = self.pilot.get("cni")
+        if isinstance(extra_cni, Mapping) and "enabled" in extra_cni and extra_cni["enabled"] != self.cni.enabled:
+            raise ConfigError(
+                f"{config_key('istio.pilot.cni.enabled')}: {extra_cni['enabled']!r} is not allowed; it must match "
+                f"{config_key('istio.cni.enabled')} ({self.cni.enabled!r}), which sets it (leave it out)"
+            )
+        tag = self.global_values.get("tag")
+        if tag is not None and tag != self.version:
+            # Charts and images move together; an image variant has its own key.
+            raise ConfigError(
+                f"{config_key('istio.global.tag')}: {show(tag)} is not allowed; the images follow "
+                f"{config_key('istio.version')} ('{self.version}'): leave it out, and put a variant such as "
+                f"distroless in {config_key('istio.global.variant')}"
+            )
+        unknown = unknown_extra_keys(self.pilot, self.global_values)
+        if unknown:
+            raise ConfigError("; ".join(unknown))
+
+
+@dataclass(frozen=True)
+class MeshSettings:
+    namespaces: tuple[str, ...] = ()
+    """Application namespaces created with sidecar injection enabled."""
+
+    def __post_init__(self) -> None:
+        name = config_key("mesh.namespaces")
+        require_names(name, self.namespaces, DNS_LABEL, "namespace names (DNS labels)")
+        for namespace in self.namespaces:
+            if namespace in SYSTEM_NAMESPACES or preexisting(namespace):
+                raise ConfigError(
+                    f"{name}: '{namespace}' is not allowed; expected an application namespace of its own "
+                    "(the program creates each one; system namespaces and `default` cannot join the mesh)"
+                )
+
+
+@dataclass(frozen=True)
+class RestartSettings:
+    max_concurrent: int = 10
+    """Most workload restarts (PATCHes) in flight at once."""
+    wait_for_rollout: bool = True
+    """Wait until every restarted workload has rolled out before `pulumi up` finishes."""
+    timeout_seconds: int = 600
+    """How long to wait for the rollouts, in seconds."""
+
+    def __post_init__(self) -> None:
+        require_range(config_key("restart.maxConcurrent"), self.max_concurrent, 1, 100)
+        require_range(config_key("restart.timeoutSeconds"), self.timeout_seconds, 1, 21600)
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    cluster: ClusterSettings
+    istio: IstioSettings
+    mesh: MeshSettings
+    restart: RestartSettings
+
+    def __post_init__(self) -> None:
+        """The rules that span sections."""
+        if self.cluster.azure_policy and not self.istio.cni.enabled:
+            raise ConfigError(
+                f"{config_key('cluster.azurePolicy')}: true is not allowed with {config_key('istio.cni.enabled')} "
+                "false; the policy denies NET_ADMIN/NET_RAW, which the istio-init container of every sidecar pod "
+                "needs without the CNI"
+            )
+        name = config_key("mesh.namespaces")
+        for namespace in self.mesh.namespaces:
+            if namespace in self.istio.cni.exclude_namespaces:
+                raise ConfigError(
+                    f"{name}: '{namespace}' is not allowed; it is also in {config_key('istio.cni.excludeNamespaces')}, "
+                    "so its pods would get a sidecar whose traffic the CNI plugin never redirects"
+                )
+            if self.istio.gateway.enabled and namespace == self.istio.gateway.namespace:
+                raise ConfigError(
+                    f"{name}: '{namespace}' is not allowed; it is the ingress gateway's namespace "
+                    f"({config_key('istio.gateway.namespace')})"
+                )

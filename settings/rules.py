@@ -1,0 +1,72 @@
+"""The value rules the settings model enforces, and the one error format every check uses.
+
+A message names the full config key, the bad value and what is allowed:
+`aks-istio:cluster.systemPool.count: -1 is not allowed; expected a whole number from 1 to 1000`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+PROJECT = "aks-istio"
+"""The Pulumi project name (`Pulumi.yaml`), which is also the namespace of its config keys."""
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+CLUSTER_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")
+RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
+VM_SIZE = re.compile(r"^Standard_[A-Za-z0-9_]+$")
+RELEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+K8S_VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
+ZONE = re.compile(r"^[123]$")
+
+
+class ConfigError(ValueError):
+    """A stack setting is invalid; the message names the key, the value and what is allowed."""
+
+
+def config_key(path: str) -> str:
+    """The full config key of a path below the project namespace: `cluster.name` -> `aks-istio:cluster.name`."""
+    return f"{PROJECT}:{path}"
+
+
+def show(value: Any) -> str:
+    return repr(value) if not isinstance(value, str) else f"'{value}'"
+
+
+def not_allowed(name: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"{name}: {show(value)} is not allowed; expected {allowed}")
+
+
+def require_match(name: str, value: str, pattern: re.Pattern[str], allowed: str) -> None:
+    if not pattern.match(value):
+        raise not_allowed(name, value, allowed)
+
+
+def require_range(name: str, value: int, minimum: int, maximum: int) -> None:
+    if not minimum <= value <= maximum:
+        raise not_allowed(name, value, f"a whole number from {minimum} to {maximum}")
+
+
+def require_choice(name: str, value: str, choices: Iterable[str]) -> None:
+    allowed = tuple(choices)
+    if value not in allowed:
+        raise not_allowed(name, value, "one of " + ", ".join(allowed))
+
+
+def require_names(name: str, values: Iterable[str], pattern: re.Pattern[str], allowed: str) -> None:
+    """Every item matches `pattern`, and none is listed twice."""
+    items = list(values)
+    for item in items:
+        if not pattern.match(item):
+            raise not_allowed(name, item, allowed)
+    repeated = sorted({item for item in items if items.count(item) > 1})
+    if repeated:
+        raise ConfigError(f"{name}: {', '.join(repeated)} listed more than once")
+
+
+def preexisting(namespace: str) -> bool:
+    """Namespaces every cluster already has (or AKS manages): the program cannot create them."""
+    return namespace == "default" or namespace.startswith("kube-") or namespace == "gatekeeper-system"

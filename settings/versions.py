@@ -1,0 +1,33 @@
+"""Istio release numbers: which releases the program installs."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from settings.rules import ConfigError, config_key
+
+MINIMUM_ISTIO_VERSION = (1, 24)
+"""Since 1.24 the cni chart's keys are flat (`excludeNamespaces`); before, they sat under `cni.`."""
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+
+
+def istio_release(version: Any) -> tuple[int, int, int] | None:
+    """`version` as (major, minor, patch) when it is a plain release MAJOR.MINOR.PATCH, else None."""
+    match = _VERSION.match(version) if isinstance(version, str) else None
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def check_supported_version(version: Any, name: str = config_key("istio.version")) -> str:
+    """`version` if it is an Istio release 1.24 or newer; otherwise a ConfigError naming `name`."""
+    shown = f"'{version}'" if isinstance(version, str) else repr(version)
+    release = istio_release(version)
+    if release is None:
+        raise ConfigError(f"{name}: {shown} is not allowed; expected a release MAJOR.MINOR.PATCH, e.g. 1.30.3")
+    if release[:2] < MINIMUM_ISTIO_VERSION:
+        raise ConfigError(
+            f"{name}: {shown} is not supported; expected Istio 1.24 or newer "
+            "(older cni charts nest their keys under `cni.`, which this program does not write)"
+        )
+    return str(version)

@@ -1,0 +1,16 @@
+"""Fixtures the restart's tests share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.kube_emulator import KubeEmulator
+
+
+@pytest.fixture
+def emulator() -> Iterator[KubeEmulator]:
+    """A cluster whose istiod serves the CNI setting: finished rollouts leave `istio-validation` pods."""
+    with KubeEmulator(rollout_delay=0.02, reinject="istio-validation") as emu:
+        yield emu

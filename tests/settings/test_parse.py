@@ -1,0 +1,247 @@
+"""Stack settings: defaults, the committed stack files, and a clear error for every bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from offline.engine import ROOT, RecordedResource, run_program, stack_config
+from settings.model import SYSTEM_NAMESPACES
+from settings.parse import parse_settings
+from settings.rules import ConfigError
+
+
+def settings_of(objects: dict[str, Any], stack: str = "dev", location: str | None = "westeurope") -> Any:
+    return parse_settings(stack, objects, location, ROOT)
+
+
+def test_defaults_for_an_empty_stack() -> None:
+    settings = settings_of({})
+    cluster = settings.cluster
+    assert cluster.name == "aks-istio-dev"
+    assert cluster.resource_group_name == "rg-aks-istio-dev"
+    assert cluster.network_plugin == "azure-overlay"
+    assert cluster.kubernetes_version is None
+    assert cluster.user_pool is None
+    assert not cluster.system_pool.autoscaling
+    assert settings.istio.version == "1.30.3"
+    assert settings.istio.cni.enabled is True
+    assert settings.istio.cni.exclude_namespaces == SYSTEM_NAMESPACES
+    assert settings.istio.gateway.enabled is True
+    assert not any(vars(settings.istio.addons).values())
+    assert settings.mesh.namespaces == ()
+    assert (settings.restart.max_concurrent, settings.restart.wait_for_rollout) == (10, True)
+
+
+def test_committed_stacks_parse() -> None:
+    dev = settings_of({k.split(":")[1]: v for k, v in stack_config("dev").items() if k.startswith("aks-istio:")})
+    prod = settings_of(
+        {k.split(":")[1]: v for k, v in stack_config("prod").items() if k.startswith("aks-istio:")}, stack="prod"
+    )
+    assert prod.cluster.system_pool.autoscaling and prod.cluster.system_pool.zones == ("1", "2", "3")
+    assert prod.cluster.user_pool is not None and prod.cluster.user_pool.max_count == 12
+    assert prod.cluster.system_pool.vm_size != dev.cluster.system_pool.vm_size
+    assert prod.cluster.azure_policy and not dev.cluster.azure_policy
+    assert dev.mesh.namespaces == ("shop", "payments")
+
+
+BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
+    ("wrong type for count", {"cluster": {"systemPool": {"count": "three"}}}, ["systemPool.count", "'three'"]),
+    ("negative count", {"cluster": {"systemPool": {"count": -1}}}, ["systemPool.count", "-1", "from 1 to 1000"]),
+    ("bool is not a count", {"cluster": {"systemPool": {"count": True}}}, ["systemPool.count", "True"]),
+    (
+        "min above max",
+        {"cluster": {"systemPool": {"count": 3, "minCount": 5, "maxCount": 4}}},
+        ["minCount", "5", "maxCount (4)"],
+    ),
+    (
+        "count outside the autoscaler range",
+        {"cluster": {"systemPool": {"count": 9, "minCount": 1, "maxCount": 4}}},
+        ["systemPool.count", "9", "between minCount (1) and maxCount (4)"],
+    ),
+    ("min without max", {"cluster": {"systemPool": {"minCount": 1}}}, ["minCount and maxCount go together"]),
+    ("unknown cluster key", {"cluster": {"nodeCount": 3}}, ["aks-istio:cluster.nodeCount", "unknown setting"]),
+    ("unknown pool key", {"cluster": {"userPool": {"vmsize": "x"}}}, ["userPool.vmsize", "unknown setting"]),
+    ("bad zone", {"cluster": {"systemPool": {"zones": ["4"]}}}, ["systemPool.zones", "'4'", "'1', '2' or '3'"]),
+    ("bad vm size", {"cluster": {"systemPool": {"vmSize": "big"}}}, ["vmSize", "'big'", "Standard_"]),
+    ("bad network plugin", {"cluster": {"networkPlugin": "calico"}}, ["networkPlugin", "'calico'", "azure-overlay"]),
+    ("bad upgrade channel", {"cluster": {"autoUpgradeChannel": "weekly"}}, ["autoUpgradeChannel", "'weekly'"]),
+    ("bad cluster name", {"cluster": {"name": "-aks"}}, ["cluster.name", "'-aks'", "letters, digits"]),
+    ("bad kubernetes version", {"cluster": {"kubernetesVersion": "latest"}}, ["kubernetesVersion", "'latest'"]),
+    ("tag value not a string", {"cluster": {"tags": {"owner": 7}}}, ["tags.owner", "7"]),
+    ("cluster not an object", {"cluster": ["a"]}, ["aks-istio:cluster", "expected an object"]),
+    ("unsupported istio version", {"istio": {"version": "1.22.3"}}, ["istio.version", "'1.22.3'", "1.24 or newer"]),
+    ("malformed istio version", {"istio": {"version": "1.30"}}, ["istio.version", "'1.30'", "MAJOR.MINOR.PATCH"]),
+    ("cni enabled not a bool", {"istio": {"cni": {"enabled": "yes"}}}, ["cni.enabled", "'yes'", "true or false"]),
+    (
+        "system namespace dropped from the exclusions",
+        {"istio": {"cni": {"excludeNamespaces": ["kube-system"]}}},
+        ["cni.excludeNamespaces", "missing: istio-system, kube-node-lease, kube-public"],
+    ),
+    (
+        "namespace not a DNS label",
+        {"mesh": {"namespaces": ["Shop_Front"]}},
+        ["mesh.namespaces", "'Shop_Front'", "DNS labels"],
+    ),
+    ("namespace listed twice", {"mesh": {"namespaces": ["shop", "shop"]}}, ["mesh.namespaces", "more than once"]),
+    (
+        "mesh namespace excluded from the CNI",
+        {
+            "istio": {"cni": {"excludeNamespaces": [*SYSTEM_NAMESPACES, "legacy"]}},
+            "mesh": {"namespaces": ["legacy"]},
+        },
+        ["mesh.namespaces", "'legacy'", "cni.excludeNamespaces"],
+    ),
+    ("system namespace in the mesh", {"mesh": {"namespaces": ["kube-system"]}}, ["'kube-system'", "system"]),
+    (
+        "mesh namespace is the gateway's",
+        {"mesh": {"namespaces": ["istio-ingress"]}},
+        ["'istio-ingress'", "gateway"],
+    ),
+    ("unknown addon", {"istio": {"addons": {"jaeger": True}}}, ["addons.jaeger", "unknown setting"]),
+    (
+        "mesh namespace that already exists",
+        {"mesh": {"namespaces": ["default"]}},
+        ["mesh.namespaces", "'default'", "application namespace of its own"],
+    ),
+    (
+        "gateway in a kube namespace",
+        {"istio": {"gateway": {"namespace": "kube-public"}}},
+        ["gateway.namespace", "'kube-public'", "namespace of its own or istio-system"],
+    ),
+    (
+        "gateway name too long for a Helm release",
+        {"istio": {"gateway": {"name": "g" * 54}}},
+        ["gateway.name", "at most 53 characters"],
+    ),
+    ("empty istio version", {"istio": {"version": ""}}, ["istio.version", "''", "MAJOR.MINOR.PATCH"]),
+    (
+        "pinned version on a channel that upgrades minors",
+        {"cluster": {"kubernetesVersion": "1.33", "autoUpgradeChannel": "rapid"}},
+        ["kubernetesVersion", "'1.33'", "autoUpgradeChannel 'rapid'", "leave kubernetesVersion unset"],
+    ),
+    (
+        "pinned patch version on the patch channel",
+        {"cluster": {"kubernetesVersion": "1.33.2"}},
+        ["kubernetesVersion", "'1.33.2'", "autoUpgradeChannel 'patch'", "MAJOR.MINOR"],
+    ),
+    (
+        "Azure Policy denying istio-init without the CNI",
+        {"cluster": {"azurePolicy": True}, "istio": {"cni": {"enabled": False}}},
+        ["cluster.azurePolicy", "cni.enabled false", "istio-init"],
+    ),
+    (
+        "pilot.cni.enabled contradicting cni.enabled",
+        {"istio": {"pilot": {"cni": {"enabled": False}}}},
+        ["istio.pilot.cni.enabled", "False", "must match"],
+    ),
+    (
+        "istiod value that is not a chart key",
+        {"istio": {"pilot": {"autoscaleEnabeld": False}}},
+        ["aks-istio:istio.pilot.autoscaleEnabeld", "not a key of the Istio 1.30.3 chart"],
+    ),
+    (
+        "global value that is not a chart key",
+        {"istio": {"global": {"mtls": {"enabled": True}}}},
+        ["aks-istio:istio.global.mtls", "not a key"],
+    ),
+    (
+        "image tag apart from the chart version",
+        {"istio": {"global": {"tag": "1.5.0"}}},
+        ["istio.global.tag", "'1.5.0'", "istio.global.variant"],
+    ),
+    (
+        "Entra ID admin group that is not a GUID",
+        {"cluster": {"entraId": {"adminGroupObjectIds": ["platform-admins"]}}},
+        ["entraId.adminGroupObjectIds", "'platform-admins'", "GUIDs"],
+    ),
+    (
+        "Entra ID without an admin group",
+        {"cluster": {"entraId": {}}},
+        ["entraId.adminGroupObjectIds: not set", "at least one"],
+    ),
+    (
+        "interactive kubelogin mode",
+        {
+            "cluster": {
+                "entraId": {"adminGroupObjectIds": ["11111111-2222-3333-4444-555555555555"], "loginMode": "devicecode"}
+            }
+        },
+        ["entraId.loginMode", "'devicecode'", "azurecli"],
+    ),
+    (
+        "gateway service annotation that is not a string",
+        {
+            "istio": {
+                "gateway": {"serviceAnnotations": {"service.beta.kubernetes.io/azure-load-balancer-internal": True}}
+            }
+        },
+        ["gateway.serviceAnnotations.service.beta.kubernetes.io/azure-load-balancer-internal", "True", "quote"],
+    ),
+    ("zero concurrency", {"restart": {"maxConcurrent": 0}}, ["restart.maxConcurrent", "0", "from 1 to 100"]),
+    ("negative timeout", {"restart": {"timeoutSeconds": -5}}, ["restart.timeoutSeconds", "-5"]),
+    ("unknown top-level object", {"clusters": {}}, ["aks-istio:clusters", "unknown setting"]),
+]
+
+
+@pytest.mark.parametrize(("case", "objects", "fragments"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_fails_with_a_message_naming_key_value_and_allowed(
+    case: str, objects: dict[str, Any], fragments: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as failure:
+        settings_of(objects)
+    for fragment in fragments:
+        assert fragment in str(failure.value), f"{case}: {fragment!r} not in {failure.value}"
+
+
+def test_real_chart_keys_pass() -> None:
+    istio = settings_of(
+        {
+            "istio": {
+                "pilot": {
+                    "autoscaleEnabled": False,
+                    "env": {"PILOT_ENABLE_X": "true"},
+                    "resources": {"requests": {"cpu": "1"}},
+                },
+                "global": {"logging": {"level": "default:info"}, "variant": "distroless", "hub": "myregistry.io/istio"},
+                "meshConfig": {"accessLogFile": "/dev/stdout"},
+            }
+        }
+    ).istio
+    assert istio.pilot["autoscaleEnabled"] is False
+    assert istio.global_values["variant"] == "distroless"
+
+
+def test_zones_given_as_numbers_are_zones() -> None:
+    settings = settings_of({"cluster": {"systemPool": {"zones": [1, 2, "3"]}}})
+    assert settings.cluster.system_pool.zones == ("1", "2", "3")
+
+
+def test_default_names_from_an_odd_stack_name_fail_clearly() -> None:
+    with pytest.raises(ConfigError, match=r"cluster\.name: the default 'aks-istio-dev\.eu', made from the stack name"):
+        settings_of({}, stack="dev.eu")
+    assert (
+        settings_of({"cluster": {"name": "aks-eu"}}, stack="dev.eu").cluster.resource_group_name
+        == "rg-aks-istio-dev.eu"
+    )
+
+
+def test_missing_location_is_named() -> None:
+    with pytest.raises(ConfigError, match="azure-native:location: not set"):
+        settings_of({}, location=None)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("aks-istio:restart", {"maxConcurrent": -1}, "maxConcurrent"),
+        ("aks-istio:mesh", {"namespace": ["shop"]}, r"aks-istio:mesh\.namespace: unknown setting"),
+        ("aks-istio:istio", {"version": "1.20.0"}, "1.24 or newer"),
+    ],
+)
+def test_bad_input_stops_the_program_before_any_resource(key: str, value: Any, message: str) -> None:
+    recorded: list[RecordedResource] = []
+    with pytest.raises(ConfigError, match=message):
+        run_program("dev", {**stack_config("dev"), key: value}, recorded=recorded)
+    assert recorded == []
