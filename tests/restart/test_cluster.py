@@ -1,0 +1,297 @@
+"""The restart on a real Kubernetes control plane, through Pulumi's real dynamic-provider host.
+
+kube-apiserver and kube-controller-manager are the real ones (v1.24, `tests/controlplane`): the Deployment,
+ReplicaSet, StatefulSet and DaemonSet controllers roll the workloads out, the API server paginates, patches
+and watches; only the nodes and istiod's injector are played. Every test lives in namespaces of its own and
+excludes all the others, so that what another test left behind is never restarted here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import yaml
+from kubernetes import client
+
+from restart.objects import FINGERPRINT_ANNOTATION, RESTARTED_AT_ANNOTATION
+from restart.plan import cni_fingerprint
+from tests.controlplane.cluster import DEFAULT_REVISION, Cluster
+from tests.controlplane.namespaces import Namespaces
+from tests.controlplane.rbac import grant
+from tests.controlplane.waiting import rollout_complete, wait_for
+from tests.controlplane.workloads import create, daemonset, deployment, job, pod, pods, read, replicaset, statefulset
+from tests.support.provider_host import Host, as_dict, checked, clear_text_places, engine_view, inputs, update
+from tests.support.provider_host import create as host_create
+
+pytestmark = pytest.mark.cluster
+
+INJECTION = {"istio-injection": "enabled"}
+RBAC_FILE = Path(__file__).resolve().parents[2] / "docs/restart-rbac.yaml"
+Workload = tuple[str, str]
+"""(kind, name) in the test's namespace."""
+
+
+def inject_for_cni(cluster: Cluster, enabled: bool) -> None:
+    """What istiod injects once it serves the CNI setting: `istio-validation`, or `istio-init`."""
+    cluster.injector.set_revision(DEFAULT_REVISION, hub="docker.io/istio", tag="1.30.3", cni=enabled)
+
+
+def others(cluster: Cluster, namespaces: Namespaces) -> list[str]:
+    """Every namespace but this test's (system ones included), as the exclusion list."""
+    names = {ns.metadata.name for ns in client.CoreV1Api(cluster.api).list_namespace().items}
+    return sorted(names - set(namespaces.created))
+
+
+def restart_inputs(cluster: Cluster, namespaces: Namespaces, user: str = "admin", **overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {"excludeNamespaces": others(cluster, namespaces), "timeoutSeconds": 120}
+    return inputs(cluster.kubeconfig(user), **{**values, **overrides})
+
+
+def rolled_out(cluster: Cluster, namespace: str, workloads: Iterable[Workload]) -> None:
+    for kind, name in workloads:
+        wait_for(lambda: rollout_complete(read(cluster.api, kind, namespace, name)), what=f"{kind} {name}")  # noqa: B023
+
+
+def generations(cluster: Cluster, namespace: str, workloads: Iterable[Workload]) -> dict[Workload, int]:
+    return {
+        (kind, name): read(cluster.api, kind, namespace, name)["metadata"]["generation"] for kind, name in workloads
+    }
+
+
+def redirections(cluster: Cluster, namespace: str) -> dict[str, set[str]]:
+    """For each running pod (not on its way out): the names of its init containers."""
+    return {
+        p["metadata"]["name"]: {c["name"] for c in p["spec"].get("initContainers", [])}
+        for p in pods(cluster.api, namespace)
+        if not p["metadata"].get("deletionTimestamp") and p.get("status", {}).get("phase") == "Running"
+    }
+
+
+def all_redirected_by(cluster: Cluster, namespace: str, container: str) -> bool:
+    found = redirections(cluster, namespace)
+    return bool(found) and all(container in names for names in found.values())
+
+
+def refs(namespace: str, workloads: Iterable[Workload]) -> list[str]:
+    return sorted(f"{kind}/{namespace}/{name}" for kind, name in workloads)
+
+
+ROLLED = (("Deployment", "cart"), ("StatefulSet", "db"), ("DaemonSet", "agent"))
+
+
+def test_the_cni_switch_reinjects_every_workload_both_ways(
+    cluster: Cluster, namespaces: Namespaces, host: Host
+) -> None:
+    inject_for_cni(cluster, False)
+    shop = namespaces.create("shop", INJECTION)
+    create(cluster.api, shop, deployment("cart", 3), statefulset("db", 2), daemonset("agent"))
+    rolled_out(cluster, shop, ROLLED)
+    assert all_redirected_by(cluster, shop, "istio-init")
+    before = generations(cluster, shop, ROLLED)
+
+    inject_for_cni(cluster, True)
+    created = as_dict(host_create(host, engine_view(checked(host, restart_inputs(cluster, namespaces)))).properties)
+    assert created["restarted"] == refs(shop, ROLLED)
+    # waitForRollout: once the resource is created, the real controllers have finished every rollout.
+    for kind, name in ROLLED:
+        assert rollout_complete(read(cluster.api, kind, shop, name)), (kind, name)
+    assert generations(cluster, shop, ROLLED) == {ref: generation + 1 for ref, generation in before.items()}
+    assert all_redirected_by(cluster, shop, "istio-validation"), redirections(cluster, shop)
+    assert len(redirections(cluster, shop)) == 3 + 2 + len(cluster.nodes)
+    template = read(cluster.api, "Deployment", shop, "cart")["spec"]["template"]["metadata"]["annotations"]
+    assert template[RESTARTED_AT_ANNOTATION] == created["restartedAt"]
+    assert template[FINGERPRINT_ANNOTATION] == created["fingerprint"]
+
+    inject_for_cni(cluster, False)
+    news = engine_view(checked(host, restart_inputs(cluster, namespaces, cniEnabled=False)))
+    switched = update(host, engine_view(created), news)
+    assert switched["restarted"] == refs(shop, ROLLED)
+    assert generations(cluster, shop, ROLLED) == {ref: generation + 2 for ref, generation in before.items()}
+    assert all_redirected_by(cluster, shop, "istio-init"), redirections(cluster, shop)
+
+
+def test_what_cannot_be_rolled_is_reported_and_the_rest_skipped(
+    cluster: Cluster, namespaces: Namespaces, host: Host
+) -> None:
+    inject_for_cni(cluster, False)
+    app = namespaces.create("app", INJECTION)
+    infra = namespaces.create("infra", INJECTION)
+    plain = namespaces.create("plain")
+    create(
+        cluster.api,
+        app,
+        deployment("web"),
+        deployment("frozen"),
+        job("batch"),
+        pod("lonely"),
+        replicaset("orphan"),
+        statefulset("keep", update_strategy="OnDelete"),
+        statefulset("canary", 2, partition=1),
+        daemonset("agent", update_strategy="OnDelete"),
+    )
+    create(cluster.api, infra, deployment("collector"))
+    create(cluster.api, plain, deployment("legacy"))
+    expected_pods = 1 + 1 + 1 + 1 + 1 + 1 + 2 + len(cluster.nodes)
+    wait_for(lambda: len(redirections(cluster, app)) == expected_pods, what=f"{expected_pods} running pods")
+    rolled_out(cluster, app, [("Deployment", "frozen")])
+    # Paused once it runs: a Deployment created paused would have no pods at all.
+    client.AppsV1Api(cluster.api).patch_namespaced_deployment("frozen", app, {"spec": {"paused": True}})
+    rolled_out(cluster, infra, [("Deployment", "collector")])
+    rolled_out(cluster, plain, [("Deployment", "legacy")])
+    before = generations(cluster, app, [("Deployment", "frozen"), ("StatefulSet", "keep"), ("StatefulSet", "canary")])
+
+    inject_for_cni(cluster, True)
+    excluded = [name for name in others(cluster, namespaces)] + [infra]
+    news = restart_inputs(cluster, namespaces, excludeNamespaces=excluded)
+    outs = as_dict(host_create(host, engine_view(checked(host, news))).properties)
+
+    assert outs["restarted"] == [f"Deployment/{app}/web"]
+    assert outs["manualRestart"] == {
+        "barePod": [f"Pod/{app}/lonely"],
+        "job": [f"Job/{app}/batch"],
+        "onDeleteUpdateStrategy": [f"DaemonSet/{app}/agent", f"StatefulSet/{app}/keep"],
+        "partitionedRollout": [f"StatefulSet/{app}/canary"],
+        "replicaSetWithoutDeployment": [f"ReplicaSet/{app}/orphan"],
+    }
+    skipped = {reason: entry["workloads"] for reason, entry in outs["skipped"].items()}
+    assert skipped["paused"] == [f"Deployment/{app}/frozen"]
+    assert f"Deployment/{infra}/collector" in skipped["excludedNamespace"]
+    assert f"Deployment/{plain}/legacy" in skipped["noSidecar"]
+    assert generations(cluster, app, before) == before, "nothing it reports is patched"
+
+
+def test_a_failed_run_and_its_rerun_restart_every_workload_exactly_once(
+    cluster: Cluster, namespaces: Namespaces, host: Host
+) -> None:
+    inject_for_cni(cluster, False)
+    first, second = namespaces.create("a-shop", INJECTION), namespaces.create("b-shop", INJECTION)
+    names = [("Deployment", f"svc-{index}") for index in range(3)]
+    for namespace in (first, second):
+        create(cluster.api, namespace, *(deployment(name, 2) for _, name in names))
+        rolled_out(cluster, namespace, names)
+    before = {namespace: generations(cluster, namespace, names) for namespace in (first, second)}
+    inject_for_cni(cluster, True)
+
+    # The identity may patch in the first namespace only: the run fails part-way, on the API server's own 403.
+    revoke_read = grant(cluster.api, "restarter", read_only_rules(), name=f"{namespaces.prefix}-read")
+    revoke_patch = grant(
+        cluster.api,
+        "restarter",
+        [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["patch"]}],
+        name=f"{namespaces.prefix}-patch",
+        namespace=first,
+    )
+    try:
+        news = engine_view(checked(host, restart_inputs(cluster, namespaces, user="restarter", maxConcurrent=1)))
+        with pytest.raises(grpc.RpcError) as failed:
+            host_create(host, news)
+    finally:
+        revoke_patch()
+        revoke_read()
+    message = failed.value.details()  # type: ignore[attr-defined]
+    assert "forbidden" in message and "then failed" in message
+    assert all(ref in message for ref in refs(first, names)), message
+
+    # The re-run restarts only the others: the first run's restarts are recorded on the workloads.
+    rerun = as_dict(host_create(host, engine_view(checked(host, restart_inputs(cluster, namespaces)))).properties)
+    assert rerun["restarted"] == refs(second, names)
+    for namespace in (first, second):
+        once = {ref: generation + 1 for ref, generation in before[namespace].items()}
+        assert generations(cluster, namespace, names) == once, namespace
+        assert all_redirected_by(cluster, namespace, "istio-validation")
+
+    # A create retried with the same setting (the engine lost the first answer) restarts nothing.
+    retried = as_dict(host_create(host, engine_view(checked(host, restart_inputs(cluster, namespaces)))).properties)
+    assert retried["restarted"] == []
+    assert retried["skipped"]["alreadyMatching"]["count"] == 2 * len(names)
+    for namespace in (first, second):
+        assert generations(cluster, namespace, names) == {ref: gen + 1 for ref, gen in before[namespace].items()}
+
+
+def rbac_rules() -> list[dict[str, Any]]:
+    document = yaml.safe_load(RBAC_FILE.read_text())
+    assert document["kind"] == "ClusterRole"
+    rules: list[dict[str, Any]] = document["rules"]
+    return rules
+
+
+def read_only_rules() -> list[dict[str, Any]]:
+    """The published role without `patch`: it can plan and watch, but restart nothing."""
+    return [{**rule, "verbs": [verb for verb in rule["verbs"] if verb != "patch"]} for rule in rbac_rules()]
+
+
+def test_the_published_cluster_role_is_all_the_restart_needs(
+    cluster: Cluster, namespaces: Namespaces, host: Host
+) -> None:
+    inject_for_cni(cluster, False)
+    shop = namespaces.create("shop", INJECTION)
+    create(cluster.api, shop, deployment("cart", 2), statefulset("db"), daemonset("agent"))
+    rolled_out(cluster, shop, ROLLED)
+    inject_for_cni(cluster, True)
+    revoke = grant(cluster.api, "restarter", rbac_rules(), name=f"{namespaces.prefix}-restart")
+    try:
+        news = engine_view(checked(host, restart_inputs(cluster, namespaces, user="restarter")))
+        outs = as_dict(host_create(host, news).properties)
+    finally:
+        revoke()
+    assert outs["restarted"] == refs(shop, ROLLED)
+    assert all_redirected_by(cluster, shop, "istio-validation")
+
+
+def test_without_patch_the_run_fails_with_kubernetes_own_403_and_no_credential(
+    cluster: Cluster, namespaces: Namespaces, host: Host
+) -> None:
+    inject_for_cni(cluster, False)
+    shop = namespaces.create("shop", INJECTION)
+    create(cluster.api, shop, deployment("cart"))
+    rolled_out(cluster, shop, [("Deployment", "cart")])
+    inject_for_cni(cluster, True)
+    revoke = grant(cluster.api, "reader", read_only_rules(), name=f"{namespaces.prefix}-read")
+    logged = len(host.stderr)
+    try:
+        with pytest.raises(grpc.RpcError) as failed:
+            host_create(host, engine_view(checked(host, restart_inputs(cluster, namespaces, user="reader"))))
+    finally:
+        revoke()
+    message = failed.value.details()  # type: ignore[attr-defined]
+    assert "forbidden: cannot patch deployments" in message
+    # Kubernetes' own wording for the verb, resource and user.
+    assert 'deployments.apps "cart" is forbidden: User "reader" cannot patch resource "deployments"' in message
+    token = cluster.control_plane.token("reader")
+    assert token not in message
+    assert not any(token in line for line in host.stderr[logged:])
+    assert clear_text_places({"message": message}, token) == []
+
+
+def pending_pod(name: str) -> dict[str, Any]:
+    manifest = pod(name)
+    manifest["spec"]["schedulerName"] = "nobody"
+    return manifest
+
+
+def test_thousands_of_pods_are_listed_through_real_continue_tokens(cluster: Cluster, namespaces: Namespaces) -> None:
+    """2,000 bare sidecar pods, listed 100 a page: every one of them is found (and left to a person).
+
+    They stay pending (a scheduler nobody plays): the list is what is tested, not 2,000 kubelet updates.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from restart.request import RestartRequest
+    from restart.run import run_restart
+
+    inject_for_cni(cluster, False)
+    crowd = namespaces.create("crowd", INJECTION)
+    count = 2000
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda index: create(cluster.api, crowd, pending_pod(f"p-{index:04d}")), range(count)))
+    inject_for_cni(cluster, True)
+    request = RestartRequest(
+        kubeconfig=cluster.kubeconfig(), cni_enabled=True, exclude_namespaces=tuple(others(cluster, namespaces))
+    )
+    outcome = run_restart(request, lambda _message: None, page_size=100)
+    assert len(outcome.manual_restart["barePod"]) == count
+    assert outcome.fingerprint == cni_fingerprint(True, request.exclude_namespaces)
