@@ -40,10 +40,19 @@ def inject_for_cni(cluster: Cluster, enabled: bool) -> None:
     cluster.injector.set_revision(DEFAULT_REVISION, hub="docker.io/istio", tag="1.30.3", cni=enabled)
 
 
+_EXCLUDED: dict[str, list[str]] = {}
+
+
 def others(cluster: Cluster, namespaces: Namespaces) -> list[str]:
-    """Every namespace but this test's (system ones included), as the exclusion list."""
-    names = {ns.metadata.name for ns in client.CoreV1Api(cluster.api).list_namespace().items}
-    return sorted(names - set(namespaces.created))
+    """Every namespace but this test's (system ones included), as the exclusion list.
+
+    Read once per test: namespaces other tests left behind vanish as the namespace controller deletes them,
+    and a shorter list would be another CNI setting (the fingerprint covers it) for the next run.
+    """
+    if namespaces.prefix not in _EXCLUDED:
+        names = {ns.metadata.name for ns in client.CoreV1Api(cluster.api).list_namespace().items}
+        _EXCLUDED[namespaces.prefix] = sorted(names - set(namespaces.created))
+    return list(_EXCLUDED[namespaces.prefix])
 
 
 def restart_inputs(cluster: Cluster, namespaces: Namespaces, user: str = "admin", **overrides: Any) -> dict[str, Any]:

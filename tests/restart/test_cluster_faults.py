@@ -156,3 +156,17 @@ def test_persistent_server_errors_fail_after_a_bounded_number_of_attempts(
     assert failed.value.restarted == ()
     assert "restarted 0 of 3 workloads" in str(failed.value)
     assert generations(cluster, shop, APPS) == before
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [pytest.param({}, id="no-retry-after"), pytest.param({"Retry-After": "in-a-while"}, id="unreadable-retry-after")],
+)
+def test_429_without_a_usable_retry_after_backs_off(
+    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy, shop: str, headers: dict[str, str]
+) -> None:
+    proxy.add(Fault("status", method="PATCH", path=PATCHES, code=429, times=2, headers=headers))
+    started = time.monotonic()
+    assert len(run(cluster, namespaces, proxy, max_concurrent=1).restarted) == 3
+    assert time.monotonic() - started < 10, "FAST's backoff is milliseconds, not a guessed Retry-After"
+    assert proxy.count("PATCH", PATCHES) == 3 + 2

@@ -1,27 +1,32 @@
 """The restart against the Kubernetes API emulator, over real HTTP, through the official client.
 
-Nothing in the client is replaced: faults are injected by the emulator, so what is tested is the HTTP
-contract (status codes, headers, pagination, watches) the way a real API server would present it.
+The real control plane (`test_cluster.py`, `test_cluster_faults.py`) is where the restart is proved; what
+stays here is what it cannot show, or cannot show on cue:
+- native sidecars (`istio-proxy` as an init container with `restartPolicy: Always`): the v1.24 API server
+  drops the field (`mixed_cluster`'s StatefulSet);
+- races the emulator scripts between two requests of one run: a workload deleted, a ReplicaSet created, or
+  pods injected by an istiod that still serves the old setting, between the list and the patch or the wait;
+- server behaviour a test must control: latency (PATCHes in flight), a watch answered 403 or 410 mid-wait,
+  a Deployment reported past its progress deadline at a given moment;
+- kubeconfig handling with no server at all (unreadable, refused, unreachable, exec plugins).
+Nothing in the client is replaced: what is tested is the HTTP contract.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
 import socket
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client, config
 
-from restart.kube import FIELD_MANAGER, RetryPolicy
-from restart.objects import FINGERPRINT_ANNOTATION, RESTARTED_AT_ANNOTATION
+from restart.kube import RetryPolicy
 from restart.plan import cni_fingerprint
 from restart.request import RestartError, RestartRequest
 from restart.resource import SidecarRestartProvider
@@ -117,134 +122,12 @@ def test_restarts_exactly_the_mismatched_workloads_and_reports_the_rest(emulator
     assert emulator.get("pods", "shop", "migrate-0") is not None
 
 
-def test_the_patch_is_kubectls_strategic_merge_plus_the_fingerprint(emulator: KubeEmulator) -> None:
-    add_deployment(emulator, "shop", "cart", template_annotations={"team": "shop"})
-    outcome = run(emulator)
-    annotations = emulator.get("deployments", "shop", "cart")["spec"]["template"]["metadata"]["annotations"]  # type: ignore[index]
-    assert annotations == {
-        "team": "shop",
-        RESTARTED_AT_ANNOTATION: outcome.restarted_at,
-        FINGERPRINT_ANNOTATION: outcome.fingerprint,
-    }
-    assert emulator.get("deployments", "shop", "cart")["metadata"]["generation"] == 2  # type: ignore[index]
-    assert [r.content_type for r in emulator.requests if r.method == "PATCH"] == [
-        "application/strategic-merge-patch+json"
-    ]
-    assert [r.query for r in emulator.requests if r.method == "PATCH"] == [f"fieldManager={FIELD_MANAGER}"]
-
-
-def test_decides_from_cluster_wide_lists_one_patch_per_restart_no_get(emulator: KubeEmulator) -> None:
-    for ns in range(6):
-        for index in range(5):
-            add_deployment(emulator, f"team-{ns}", f"app-{index}", CNI if index % 2 else PodShape())
-    outcome = run(emulator, page_size=7)
-
-    assert len(outcome.restarted) == 18
-    counts = emulator.request_counts()
-    # 30 pods, 30 replicasets, 30 deployments in pages of 7: 5 pages each; one page for the empty kinds.
-    assert counts == {
-        "list pods": 5,
-        "list replicasets": 5,
-        "list deployments": 5,
-        "list statefulsets": 1,
-        "list daemonsets": 1,
-        "patch deployments": 18,
-    }
-    assert all("/namespaces/" not in r.path for r in emulator.requests if r.verb == "list")
-    assert sorted(patched(emulator)) == sorted(ref.split("/", 1)[1] for ref in outcome.restarted)
-
-
 def test_at_most_max_concurrent_patches_in_flight(emulator: KubeEmulator) -> None:
     for index in range(12):
         add_deployment(emulator, "shop", f"app-{index}")
     emulator.latency = 0.05
     run(emulator, max_concurrent=3)
     assert emulator.max_in_flight["PATCH"] == 3
-
-
-def test_429_is_retried_after_the_time_the_server_asks(emulator: KubeEmulator) -> None:
-    add_deployment(emulator, "shop", "cart")
-    emulator.faults.append(Fault(method="PATCH", status=429, retry_after=1, times=1))
-    started = time.monotonic()
-    outcome = run(emulator)
-    assert outcome.restarted == ("Deployment/shop/cart",)
-    assert time.monotonic() - started >= 1.0
-    assert patched(emulator) == ["shop/cart", "shop/cart"]
-
-
-@pytest.mark.parametrize(
-    "fault",
-    [
-        pytest.param({}, id="no-retry-after"),
-        pytest.param({"retry_after_header": "in-a-while"}, id="unreadable-retry-after"),
-    ],
-)
-def test_429_without_a_usable_retry_after_backs_off(emulator: KubeEmulator, fault: dict[str, Any]) -> None:
-    add_deployment(emulator, "shop", "cart")
-    emulator.faults.append(Fault(method="PATCH", status=429, times=2, **fault))
-    started = time.monotonic()
-    assert run(emulator).restarted == ("Deployment/shop/cart",)
-    assert time.monotonic() - started < 1.0, "FAST's backoff is milliseconds"
-    assert emulator.count(verb="patch") == 3
-
-
-def test_429_with_an_http_date_retry_after_waits_until_then(emulator: KubeEmulator) -> None:
-    add_deployment(emulator, "shop", "cart")
-    # HTTP dates have whole seconds: two seconds ahead waits at least one.
-    when = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)
-    emulator.faults.append(Fault(method="PATCH", status=429, retry_after_header=when))
-    started = time.monotonic()
-    assert run(emulator).restarted == ("Deployment/shop/cart",)
-    assert 0.9 <= time.monotonic() - started <= FAST.max_delay + 1
-
-
-@pytest.mark.parametrize("status", [500, 503])
-def test_server_errors_are_retried_with_backoff(emulator: KubeEmulator, status: int) -> None:
-    add_deployment(emulator, "shop", "cart")
-    emulator.faults.append(Fault(method="PATCH", status=status, times=2))
-    emulator.faults.append(Fault(method="GET", path_contains="/pods", status=status, times=1))
-    outcome = run(emulator)
-    assert outcome.restarted == ("Deployment/shop/cart",)
-    assert emulator.count(verb="patch") == 3
-    assert emulator.count(verb="list", resource="pods") == 2
-
-
-def test_dropped_connections_are_retried(emulator: KubeEmulator) -> None:
-    add_deployment(emulator, "shop", "cart")
-    emulator.faults.append(Fault(method="PATCH", drop=True, times=1))
-    emulator.faults.append(Fault(method="GET", path_contains="/replicasets", drop=True, times=1))
-    outcome = run(emulator)
-    assert outcome.restarted == ("Deployment/shop/cart",)
-    assert emulator.count(verb="patch") == 2
-
-
-def test_a_patch_applied_but_unanswered_is_retried_harmlessly(emulator: KubeEmulator) -> None:
-    add_deployment(emulator, "shop", "cart")
-    emulator.faults.append(Fault(method="PATCH", drop_after_apply=True))
-    outcome = run(emulator, wait_for_rollout=True)
-    assert outcome.restarted == ("Deployment/shop/cart",)
-    assert emulator.count(verb="patch") == 2
-    # The retry carries the same timestamp: the template does not change again, so one rollout only.
-    assert emulator.get("deployments", "shop", "cart")["metadata"]["generation"] == 2  # type: ignore[index]
-    assert len([key for key in emulator.objects["replicasets"] if key[0] == "shop"]) == 2
-
-
-def test_an_expired_continue_token_restarts_the_list(emulator: KubeEmulator) -> None:
-    for index in range(5):
-        add_deployment(emulator, "shop", f"app-{index}")
-    emulator.faults.append(Fault(method="GET", path_contains="/pods", query_contains="continue=", status=410))
-    outcome = run(emulator, page_size=2)
-    assert len(outcome.restarted) == 5
-    # 5 pods in pages of 2: 3 pages; the second failed, so the list started over.
-    assert emulator.count(verb="list", resource="pods") == 2 + 3
-
-
-def test_a_partitioned_statefulset_is_left_to_a_person(emulator: KubeEmulator) -> None:
-    add_statefulset(emulator, "db", "staged", replicas=3, partition=2)
-    add_statefulset(emulator, "db", "pg", replicas=3)
-    outcome = run(emulator, wait_for_rollout=True)
-    assert outcome.restarted == ("StatefulSet/db/pg",)
-    assert outcome.manual_restart == {"partitionedRollout": ["StatefulSet/db/staged"]}
 
 
 def test_a_pod_whose_replicaset_was_not_listed_is_traced_to_its_deployment(emulator: KubeEmulator) -> None:
@@ -254,16 +137,6 @@ def test_a_pod_whose_replicaset_was_not_listed_is_traced_to_its_deployment(emula
     assert run(emulator).restarted == ("Deployment/shop/cart",)
 
 
-def test_persistent_server_errors_fail_after_a_bounded_number_of_attempts(emulator: KubeEmulator) -> None:
-    add_deployment(emulator, "shop", "cart")
-    emulator.faults.append(Fault(method="PATCH", status=503, message="etcd is sad", times=-1))
-    with pytest.raises(
-        RestartError, match=r"restarted 0 of 1 workloads, then.*after 4 attempts: HTTP 503: etcd is sad"
-    ):
-        run(emulator)
-    assert emulator.count(verb="patch") == FAST.attempts
-
-
 def test_a_workload_deleted_between_list_and_patch_is_skipped(emulator: KubeEmulator) -> None:
     add_deployment(emulator, "shop", "cart")
     add_deployment(emulator, "shop", "gone")
@@ -271,29 +144,6 @@ def test_a_workload_deleted_between_list_and_patch_is_skipped(emulator: KubeEmul
     outcome = run(emulator)
     assert outcome.restarted == ("Deployment/shop/cart",)
     assert outcome.skipped == {"deletedBeforeRestart": ["Deployment/shop/gone"]}
-
-
-def test_forbidden_patch_names_verb_resource_and_namespace(emulator: KubeEmulator) -> None:
-    add_deployment(emulator, "team-b", "cart")
-    emulator.forbid("patch", "deployments", "team-b")
-    with pytest.raises(RestartError) as caught:
-        run(emulator)
-    message = str(caught.value)
-    assert "forbidden: cannot patch deployments in namespace 'team-b'" in message
-    assert emulator.token not in message and emulator.token not in repr(caught.value.__cause__)
-
-
-def test_forbidden_cluster_wide_list_names_verb_and_resource(emulator: KubeEmulator) -> None:
-    emulator.forbid("list", "pods")
-    with pytest.raises(RestartError, match="forbidden: cannot list pods in all namespaces"):
-        run(emulator)
-    assert emulator.count(method="PATCH") == 0
-
-
-def test_rejected_credentials_fail_without_showing_them(emulator: KubeEmulator) -> None:
-    with pytest.raises(RestartError, match=r"rejected the kubeconfig's credentials \(401") as caught:
-        run(emulator, kubeconfig=emulator.kubeconfig(token="stale-token-123"))
-    assert "stale-token-123" not in str(caught.value)
 
 
 def test_an_unreachable_api_server_fails_clearly_and_quickly() -> None:
@@ -334,84 +184,6 @@ def test_a_kubeconfig_the_client_refuses_is_reported_without_its_content(change:
     assert "super-secret" not in str(caught.value) and caught.value.__cause__ is None
 
 
-def test_partial_failure_then_a_resumed_run_restarts_only_the_rest(slow_emulator: KubeEmulator) -> None:
-    emulator = slow_emulator
-    for index in range(6):
-        add_deployment(emulator, "shop", f"app-{index}")
-    # The fourth PATCH fails hard; with one PATCH at a time, three are restarted before it.
-    emulator.faults.append(Fault(method="PATCH", path_contains="/app-3", status=422, message="admission says no"))
-    first = ("Deployment/shop/app-0", "Deployment/shop/app-1", "Deployment/shop/app-2")
-    with pytest.raises(RestartError, match=rf"restarted 3 of 6 workloads \({', '.join(first)}\), then failed") as c:
-        run(emulator, max_concurrent=1)
-    assert c.value.restarted == first
-
-    # Their pods are not replaced yet: not restarted again, and reported as such (no wait was asked for).
-    resumed = run(emulator, max_concurrent=1)
-    assert resumed.restarted == ("Deployment/shop/app-3", "Deployment/shop/app-4", "Deployment/shop/app-5")
-    assert resumed.skipped == {"restartedButStillMismatched": list(first)}
-    generations = [emulator.get("deployments", "shop", f"app-{i}")["metadata"]["generation"] for i in range(6)]  # type: ignore[index]
-    assert generations == [2] * 6, "every workload rolled exactly once for the change"
-    assert run(emulator).restarted == ()
-
-
-def test_waits_for_every_rollout_with_one_watch_per_kind_then_checks_the_pods() -> None:
-    with KubeEmulator(rollout_delay=0.2, reinject="istio-validation") as emu:
-        mixed_cluster(emu)
-        messages: list[str] = []
-        outcome = run(emu, messages, wait_for_rollout=True)
-        assert len(outcome.restarted) == 3
-        assert "3 of 3 rolled out" in messages
-        assert emu.count(verb="watch") == 3
-        assert {r.resource for r in emu.requests if r.verb == "watch"} == {"deployments", "statefulsets", "daemonsets"}
-        # One more list of pods after the wait; the Deployment's old pods are still terminating then.
-        assert emu.count(verb="list", resource="pods") == 2
-        assert emu.get("pods", "shop", "cart-5d8f7c-0")["metadata"]["deletionTimestamp"]  # type: ignore[index]
-        for ref in outcome.restarted:
-            kind, namespace, name = ref.split("/")
-            obj = emu.get({"Deployment": "deployments", "StatefulSet": "statefulsets"}.get(kind, "daemonsets"),
-                          namespace, name)  # fmt: skip
-            assert obj is not None and obj["status"]["observedGeneration"] == 2
-        # Re-injected pods match now: a second run finds nothing to do.
-        assert run(emu).restarted == ()
-
-
-def test_a_rollout_that_does_not_finish_fails_naming_it_and_keeps_the_record(emulator: KubeEmulator) -> None:
-    add_deployment(emulator, "shop", "cart")
-    add_deployment(emulator, "shop", "stuck")
-    emulator.stall("deployments", "shop", "stuck")
-    started = time.monotonic()
-    with pytest.raises(RestartError, match=r"1 of 2 rollouts did not finish within 1 s: Deployment/shop/stuck$") as c:
-        run(emulator, wait_for_rollout=True, timeout_seconds=1)
-    assert time.monotonic() - started < 5
-    assert c.value.restarted == ("Deployment/shop/cart", "Deployment/shop/stuck")
-    assert run(emulator).skipped == {
-        "alreadyMatching": ["Deployment/shop/cart"],
-        "restartedButStillMismatched": ["Deployment/shop/stuck"],
-    }
-
-
-def test_a_rerun_after_a_stuck_rollout_waits_for_it_again_and_never_reports_success_early(
-    emulator: KubeEmulator,
-) -> None:
-    add_deployment(emulator, "shop", "stuck")
-    emulator.stall("deployments", "shop", "stuck")
-    with pytest.raises(RestartError, match="did not finish"):
-        run(emulator, wait_for_rollout=True, timeout_seconds=1)
-
-    # Still stuck: the re-run does not patch it again, waits for it, and fails again.
-    with pytest.raises(RestartError, match=r"restarted nothing, then: 1 of 1 rollouts did not finish.*stuck") as c:
-        run(emulator, wait_for_rollout=True, timeout_seconds=1)
-    assert c.value.restarted == ()
-    assert emulator.count(verb="patch") == 1
-
-    # Once the rollout goes through, the re-run succeeds, still without a second restart.
-    emulator.unstall("deployments", "shop", "stuck")
-    outcome = run(emulator, wait_for_rollout=True, timeout_seconds=5)
-    assert outcome.restarted == ()
-    assert outcome.skipped == {"alreadyMatching": ["Deployment/shop/stuck"]}
-    assert emulator.count(verb="patch") == 1
-
-
 def test_a_rerun_while_the_rollout_is_still_running_waits_for_it(slow_emulator: KubeEmulator) -> None:
     add_deployment(slow_emulator, "shop", "busy")
     slow_emulator.stall("deployments", "shop", "busy")
@@ -426,65 +198,12 @@ def test_a_rerun_while_the_rollout_is_still_running_waits_for_it(slow_emulator: 
     assert slow_emulator.count(verb="patch") == 1 and slow_emulator.count(verb="watch") == 1
 
 
-def test_pods_injected_for_the_old_setting_after_the_rollout_fail_the_run_and_the_rerun() -> None:
-    # istiod had not loaded the CNI setting yet: the new pods come with `istio-init` again.
-    with KubeEmulator(rollout_delay=0.02, reinject="istio-init") as emu:
-        add_deployment(emu, "shop", "cart", replicas=2)
-        add_deployment(emu, "shop", "web", CNI)
-        pattern = r"still run pods without istio-validation: Deployment/shop/cart \(pods cart-7b0000-0, cart-7b0000-1\)"
-        with pytest.raises(RestartError, match=pattern) as caught:
-            run(emu, wait_for_rollout=True)
-        assert caught.value.restarted == ("Deployment/shop/cart",)
-        # No second restart for the same change: the re-run checks again and fails again.
-        with pytest.raises(RestartError, match=pattern):
-            run(emu, wait_for_rollout=True)
-        assert emu.count(verb="patch") == 1
-
-
-def test_a_deployment_past_its_progress_deadline_fails_the_wait_at_once(emulator: KubeEmulator) -> None:
-    add_deployment(emulator, "shop", "cart")
-    add_deployment(emulator, "shop", "slow")
-    emulator.stall("deployments", "shop", "slow")
-    add_deployment(emulator, "shop", "broken")
-    emulator.exceed_progress_deadline("shop", "broken")
-    started = time.monotonic()
-    with pytest.raises(RestartError, match=r"the rollout of Deployment/shop/broken failed: .*timed out progressing"):
-        run(emulator, wait_for_rollout=True, timeout_seconds=30)
-    assert time.monotonic() - started < 5
-
-
-def test_a_forbidden_watch_fails_the_wait_promptly_while_another_kind_still_waits(emulator: KubeEmulator) -> None:
-    add_deployment(emulator, "shop", "cart")
-    emulator.stall("deployments", "shop", "cart")
-    add_daemonset(emulator, "mon", "agent")
-    emulator.forbid("watch", "daemonsets")
-    started = time.monotonic()
-    with pytest.raises(RestartError, match=r"restarted 2 workloads .*forbidden: cannot watch daemonsets") as caught:
-        run(emulator, wait_for_rollout=True, timeout_seconds=30)
-    assert time.monotonic() - started < 5, "the deployment watcher stops within its window"
-    assert caught.value.restarted == ("DaemonSet/mon/agent", "Deployment/shop/cart")
-
-
-def test_a_watch_cut_mid_stream_resumes_where_it_was(emulator: KubeEmulator) -> None:
-    for name in ("a", "b", "c"):
-        add_deployment(emulator, "shop", name)
-    emulator.rollout_delay = 0.2
-    # The first watch delivers the three PATCH events, then the connection drops before any rollout ends.
-    emulator.faults.append(Fault(method="GET", watch=True, drop_after_events=3))
-    outcome = run(emulator, wait_for_rollout=True, timeout_seconds=10)
-    assert len(outcome.restarted) == 3
-    watches = [r for r in emulator.requests if r.verb == "watch"]
-    assert len(watches) == 2
-    assert watches[0].query != watches[1].query, "the second watch resumes from the last event seen"
-
-
 @pytest.mark.parametrize(
     "fault",
     [
-        pytest.param({"status": 410}, id="http-410"),
+        # An ERROR event with 410 in a watch already streaming: the real API server sends one only when its
+        # watch cache has moved past the watch's resourceVersion, which a test cannot bring about on cue.
         pytest.param({"compact": True}, id="expired-event"),
-        pytest.param({"drop": True}, id="dropped"),
-        pytest.param({"status": 503}, id="503"),
     ],
 )
 def test_the_wait_survives_expired_and_dropped_watches(emulator: KubeEmulator, fault: dict[str, Any]) -> None:
@@ -529,14 +248,6 @@ def props(emu: KubeEmulator, **overrides: Any) -> dict[str, Any]:
     return SidecarRestartProvider().check({}, values).inputs
 
 
-def test_provider_check_and_diff_make_no_api_call(emulator: KubeEmulator) -> None:
-    provider = SidecarRestartProvider()
-    olds = props(emulator)
-    assert provider.diff("id", olds, props(emulator)).changes is False
-    assert provider.diff("id", olds, props(emulator, cniEnabled=False)).changes is True
-    assert emulator.requests == []
-
-
 def test_provider_create_restarts_and_update_restarts_only_on_a_cni_change(slow_emulator: KubeEmulator) -> None:
     emulator = slow_emulator
     add_deployment(emulator, "shop", "cart")
@@ -566,24 +277,6 @@ def test_provider_create_restarts_and_update_restarts_only_on_a_cni_change(slow_
 
     provider.delete(created.id, switched.outs)
     assert emulator.count(method="PATCH") == 2
-
-
-def test_provider_failure_keeps_the_kubeconfig_out_of_the_error(emulator: KubeEmulator) -> None:
-    add_deployment(emulator, "team-b", "cart")
-    emulator.forbid("patch", "deployments", "team-b")
-    with pytest.raises(RestartError, match="sidecar restart failed: restarted 0 of 1") as caught:
-        SidecarRestartProvider().create(props(emulator))
-    chain = [caught.value, caught.value.__cause__, caught.value.__cause__.__cause__]  # type: ignore[union-attr]
-    assert all(emulator.token not in str(exc) for exc in chain)
-
-
-def test_provider_failure_names_what_was_restarted(emulator: KubeEmulator) -> None:
-    for index in range(25):
-        add_deployment(emulator, "shop", f"app-{index:02d}")
-    emulator.stall("deployments", "shop", "app-00")
-    with pytest.raises(RestartError, match=r"restarted 25 workloads \(Deployment/shop/app-00, .* and 5 more\)") as c:
-        SidecarRestartProvider().create(props(emulator, waitForRollout=True, timeoutSeconds=1))
-    assert len(c.value.restarted) == 25
 
 
 def test_an_unexpected_error_is_wrapped_without_the_kubeconfig(emulator: KubeEmulator) -> None:

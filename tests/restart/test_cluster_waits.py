@@ -1,0 +1,266 @@
+"""The restart's requests, waits and refusals on the real control plane, counted by a proxy in front of it.
+
+The real controllers decide when a rollout is done, stuck or past its progress deadline; the played kubelets
+hold new pods un-Ready where a test needs a stuck rollout, and the played injector keeps injecting for the
+old setting where a test needs an istiod that has not loaded the new one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from restart.kube import FIELD_MANAGER, RetryPolicy
+from restart.objects import FINGERPRINT_ANNOTATION, RESTARTED_AT_ANNOTATION
+from restart.request import RestartError, RestartRequest
+from restart.run import RestartOutcome, run_restart
+from tests.controlplane.cluster import Cluster
+from tests.controlplane.faults import Fault, FaultProxy, is_watch
+from tests.controlplane.namespaces import Namespaces
+from tests.controlplane.rbac import grant
+from tests.controlplane.waiting import wait_for
+from tests.controlplane.workloads import create, daemonset, deployment, pod_template, read
+from tests.restart.test_cluster import INJECTION, inject_for_cni, others, rbac_rules, rolled_out
+
+pytestmark = pytest.mark.cluster
+
+FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=3.0, request_timeout=10.0, watch_window=2.0)
+
+
+@pytest.fixture
+def proxy(cluster: Cluster) -> Iterator[FaultProxy]:
+    with FaultProxy(cluster.control_plane.server, cluster.control_plane.ca_file) as started:
+        yield started
+        assert started.errors == []
+
+
+def run(
+    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy, user: str = "admin", **overrides: Any
+) -> RestartOutcome:
+    values: dict[str, Any] = {
+        "kubeconfig": proxy.kubeconfig(overrides.pop("kubeconfig", None) or cluster.kubeconfig(user)),
+        "cni_enabled": True,
+        "exclude_namespaces": tuple(others(cluster, namespaces)),
+        "max_concurrent": 4,
+        "wait_for_rollout": False,
+        "timeout_seconds": 60,
+    }
+    page_size = overrides.pop("page_size", 500)
+    values.update(overrides)
+    return run_restart(RestartRequest(**values), lambda _message: None, retry=FAST, page_size=page_size)
+
+
+def prepared(cluster: Cluster, namespaces: Namespaces, *deployments: str, suffix: str = "shop") -> str:
+    """A namespace whose Deployments run `istio-init` pods; istiod (the injector) now serves the CNI."""
+    inject_for_cni(cluster, False)
+    namespace = namespaces.create(suffix, INJECTION)
+    create(cluster.api, namespace, *(deployment(name) for name in deployments))
+    rolled_out(cluster, namespace, [("Deployment", name) for name in deployments])
+    inject_for_cni(cluster, True)
+    return namespace
+
+
+def new_pods_of(namespace: str, app: str) -> Any:
+    """Pods of `app` injected for the CNI: the ones a restart creates."""
+
+    def matches(pod: dict[str, Any]) -> bool:
+        init = {c["name"] for c in pod["spec"].get("initContainers", [])}
+        meta = pod["metadata"]
+        return (
+            meta["namespace"] == namespace and meta.get("labels", {}).get("app") == app and "istio-validation" in init
+        )
+
+    return matches
+
+
+def test_the_patch_is_kubectls_plus_the_fingerprint_under_the_programs_field_manager(
+    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy
+) -> None:
+    inject_for_cni(cluster, False)
+    shop = namespaces.create("shop", INJECTION)
+    create(cluster.api, shop, deployment("cart", template=pod_template("cart", annotations={"team": "shop"})))
+    rolled_out(cluster, shop, [("Deployment", "cart")])
+    inject_for_cni(cluster, True)
+    outcome = run(cluster, namespaces, proxy)
+    cart = read(cluster.api, "Deployment", shop, "cart")
+    assert cart["spec"]["template"]["metadata"]["annotations"] == {
+        "team": "shop",
+        RESTARTED_AT_ANNOTATION: outcome.restarted_at,
+        FINGERPRINT_ANNOTATION: outcome.fingerprint,
+    }
+    assert cart["metadata"]["generation"] == 2
+    managers = {entry["manager"] for entry in cart["metadata"]["managedFields"]}
+    assert FIELD_MANAGER in managers
+    (patch,) = [seen for seen in proxy.requests if seen.method == "PATCH"]
+    assert patch.query == {"fieldManager": [FIELD_MANAGER]}
+
+
+def test_it_decides_from_cluster_wide_lists_with_one_patch_per_restart_and_no_get(
+    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy
+) -> None:
+    teams = [prepared(cluster, namespaces, *(f"app-{i}" for i in range(4)), suffix=f"team-{n}") for n in range(3)]
+    outcome = run(cluster, namespaces, proxy, page_size=5)
+    assert outcome.restarted == tuple(sorted(f"Deployment/{team}/app-{i}" for team in teams for i in range(4)))
+    assert proxy.count("PATCH") == 12
+    lists = [seen for seen in proxy.requests if seen.method == "GET"]
+    assert all("/namespaces/" not in seen.path for seen in lists), "every list is cluster-wide"
+    assert {seen.path.rsplit("/", 1)[-1] for seen in lists} == {
+        "pods", "replicasets", "deployments", "statefulsets", "daemonsets"
+    }  # fmt: skip
+    assert any("continue" in seen.query for seen in lists), "pages of 5 follow continue tokens"
+
+
+def test_a_forbidden_cluster_wide_list_names_verb_and_resource(
+    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy
+) -> None:
+    prepared(cluster, namespaces, "cart")
+    rules = [rule for rule in rbac_rules() if rule["resources"] != ["pods"]]
+    revoke = grant(cluster.api, "reader", rules, name=f"{namespaces.prefix}-nopods")
+    try:
+        with pytest.raises(RestartError, match="forbidden: cannot list pods in all namespaces"):
+            run(cluster, namespaces, proxy, user="reader")
+    finally:
+        revoke()
+    assert proxy.count("PATCH") == 0
+
+
+def test_rejected_credentials_fail_without_showing_them(
+    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy
+) -> None:
+    document = yaml.safe_load(cluster.kubeconfig())
+    document["users"][0]["user"]["token"] = "stale-token-123"
+    with pytest.raises(RestartError, match=r"rejected the kubeconfig's credentials \(401") as caught:
+        run(cluster, namespaces, proxy, kubeconfig=yaml.safe_dump(document))
+    assert "stale-token-123" not in str(caught.value)
+
+
+def test_it_waits_with_one_watch_per_kind_then_checks_the_pods(
+    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy
+) -> None:
+    inject_for_cni(cluster, False)
+    shop = namespaces.create("shop", INJECTION)
+    create(cluster.api, shop, deployment("cart", 2), daemonset("agent"))
+    rolled_out(cluster, shop, [("Deployment", "cart"), ("DaemonSet", "agent")])
+    inject_for_cni(cluster, True)
+    outcome = run(cluster, namespaces, proxy, wait_for_rollout=True)
+    assert outcome.restarted == (f"DaemonSet/{shop}/agent", f"Deployment/{shop}/cart")
+    watches = [seen.path.rsplit("/", 1)[-1] for seen in proxy.requests if is_watch(seen.query)]
+    assert sorted(watches) == ["daemonsets", "deployments"]
+    assert proxy.count("GET", r"/pods$") == 2, "the list that planned, and the check of the new pods"
+    assert run(cluster, namespaces, proxy).restarted == (), "re-injected: a second run finds nothing to do"
+
+
+def test_a_stuck_rollout_fails_naming_it_and_a_rerun_waits_for_it_again_without_restarting_it(
+    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy
+) -> None:
+    shop = prepared(cluster, namespaces, "cart", "stuck")
+    release = cluster.kubelets.never_ready(new_pods_of(shop, "stuck"))
+    started = time.monotonic()
+    pattern = rf"1 of 2 rollouts did not finish within 3 s: Deployment/{shop}/stuck$"
+    with pytest.raises(RestartError, match=pattern) as caught:
+        run(cluster, namespaces, proxy, wait_for_rollout=True, timeout_seconds=3)
+    assert time.monotonic() - started < 15
+    assert caught.value.restarted == (f"Deployment/{shop}/cart", f"Deployment/{shop}/stuck")
+
+    # Still stuck: the re-run does not patch it again, waits for it, and fails again: never success early.
+    with pytest.raises(RestartError, match=r"restarted nothing, then: 1 of 1 rollouts did not finish") as again:
+        run(cluster, namespaces, proxy, wait_for_rollout=True, timeout_seconds=3)
+    assert again.value.restarted == ()
+    skipped = run(cluster, namespaces, proxy).skipped
+    assert skipped.get("restartedButStillMismatched") == [f"Deployment/{shop}/stuck"], skipped
+
+    # Once its pods start, the rollout goes through: the re-run succeeds, still without a second restart.
+    release()
+    outcome = run(cluster, namespaces, proxy, wait_for_rollout=True, timeout_seconds=60)
+    assert outcome.restarted == ()
+    assert proxy.count("PATCH") == 2
+    assert read(cluster.api, "Deployment", shop, "stuck")["metadata"]["generation"] == 2
+
+
+def test_pods_injected_for_the_old_setting_fail_the_run_and_the_rerun(
+    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy
+) -> None:
+    shop = prepared(cluster, namespaces, "cart")
+    inject_for_cni(cluster, False)  # istiod has not loaded the CNI setting: new pods get `istio-init` again
+    pattern = rf"still run pods without istio-validation: Deployment/{shop}/cart \(pods cart-"
+    with pytest.raises(RestartError, match=pattern) as caught:
+        run(cluster, namespaces, proxy, wait_for_rollout=True)
+    assert caught.value.restarted == (f"Deployment/{shop}/cart",)
+    with pytest.raises(RestartError, match=pattern):
+        run(cluster, namespaces, proxy, wait_for_rollout=True)
+    assert proxy.count("PATCH") == 1, "one change, one restart"
+
+
+def test_a_deployment_past_its_progress_deadline_fails_the_wait_at_once(
+    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy
+) -> None:
+    inject_for_cni(cluster, False)
+    shop = namespaces.create("shop", INJECTION)
+    create(cluster.api, shop, deployment("cart"), deployment("broken", progress_deadline_seconds=2))
+    rolled_out(cluster, shop, [("Deployment", "cart"), ("Deployment", "broken")])
+    inject_for_cni(cluster, True)
+    cluster.kubelets.never_ready(new_pods_of(shop, "broken"))
+    started = time.monotonic()
+    with pytest.raises(RestartError, match=rf"the rollout of Deployment/{shop}/broken failed: .*progress"):
+        run(cluster, namespaces, proxy, wait_for_rollout=True, timeout_seconds=90)
+    assert time.monotonic() - started < 45, "failed when the controller said so, not at the timeout"
+
+
+def test_a_forbidden_watch_fails_the_wait_promptly_while_another_kind_still_waits(
+    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy
+) -> None:
+    inject_for_cni(cluster, False)
+    shop = namespaces.create("shop", INJECTION)
+    create(cluster.api, shop, deployment("cart"), daemonset("agent"))
+    rolled_out(cluster, shop, [("Deployment", "cart"), ("DaemonSet", "agent")])
+    inject_for_cni(cluster, True)
+    cluster.kubelets.never_ready(new_pods_of(shop, "cart"))
+    rules = [
+        {**rule, "verbs": [v for v in rule["verbs"] if v != "watch"]} if "daemonsets" in rule["resources"] else rule
+        for rule in rbac_rules()
+    ]
+    # The daemonsets rule also covers deployments and statefulsets: give those their watch back.
+    rules.append({"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["watch"]})
+    revoke = grant(cluster.api, "restarter", rules, name=f"{namespaces.prefix}-nowatch")
+    started = time.monotonic()
+    try:
+        with pytest.raises(RestartError, match=r"restarted 2 workloads .*forbidden: cannot watch daemonsets") as c:
+            run(cluster, namespaces, proxy, user="restarter", wait_for_rollout=True, timeout_seconds=60)
+    finally:
+        revoke()
+    assert time.monotonic() - started < 15, "the deployment watcher stops within its window"
+    assert c.value.restarted == (f"DaemonSet/{shop}/agent", f"Deployment/{shop}/cart")
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param(Fault("status", method="GET", query=is_watch, code=410), id="http-410"),
+        pytest.param(Fault("status", method="GET", query=is_watch, code=503), id="503"),
+        pytest.param(Fault("drop_before", method="GET", query=is_watch), id="dropped"),
+    ],
+)
+def test_the_wait_survives_expired_and_dropped_watches(
+    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy, fault: Fault
+) -> None:
+    shop = prepared(cluster, namespaces, "cart")
+    proxy.add(fault)
+    outcome = run(cluster, namespaces, proxy, wait_for_rollout=True)
+    assert outcome.restarted == (f"Deployment/{shop}/cart",)
+    assert fault.fired == 1
+    wait_for(lambda: read(cluster.api, "Deployment", shop, "cart")["status"].get("observedGeneration") == 2)
+
+
+def test_a_failure_names_what_was_restarted_bounded_and_the_provider_keeps_it(
+    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy
+) -> None:
+    names = [f"app-{index:02d}" for index in range(25)]
+    shop = prepared(cluster, namespaces, *names)
+    cluster.kubelets.never_ready(new_pods_of(shop, "app-00"))
+    with pytest.raises(RestartError, match=rf"restarted 25 workloads \(Deployment/{shop}/app-00, .* and 5 more\)") as c:
+        run(cluster, namespaces, proxy, wait_for_rollout=True, timeout_seconds=20, max_concurrent=10)
+    assert len(c.value.restarted) == 25
