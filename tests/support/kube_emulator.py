@@ -1,36 +1,36 @@
-"""A small Kubernetes API server emulator on 127.0.0.1, for the sidecar restart tests and benchmark.
+"""A small Kubernetes API server emulator on 127.0.0.1, for `tests/restart/test_kube.py`.
 
-It serves what the restart uses, over real HTTP, so the official client is exercised as against a cluster:
-- cluster-wide and namespaced lists of pods, replicasets, deployments, statefulsets and daemonsets, with
-  `limit`/`continue` pagination and equality `labelSelector`s;
-- GET and PATCH (merge / strategic-merge on maps) of one object; a template change bumps `generation`;
-- watches from a resourceVersion (`ERROR` 410 once compacted), chunked, ended by `timeoutSeconds`;
-- a controller that completes a rollout (status and, optionally, re-injected pods: a Deployment gets a new
-  ReplicaSet and new pods while the old ones are left terminating) after a delay, or stalls it, or fails
-  it with `ProgressDeadlineExceeded`;
-- bearer-token authentication, a request log, added latency and injected faults (status codes with
-  Retry-After in seconds or as an HTTP date, dropped connections, before or after a PATCH is applied or
-  in the middle of a watch, garbled bodies, objects deleted just before a request, 403 by
-  verb/resource/namespace).
+The restart is proved on the real control plane (`tests/controlplane/`); this emulator exists only for what
+that cannot show, or cannot show on cue:
+- native sidecars (`istio-proxy` as an init container with `restartPolicy: Always`): the v1.24 API server
+  drops the field;
+- races between two requests of one run: an object deleted, or pods re-injected by a rollout, between them;
+- server latency, and errors in the middle of a watch (an `ERROR` 410 once the history is compacted).
+
+It serves, over real HTTP and behind a bearer token, so the official client is exercised as against a cluster:
+- lists of pods, replicasets, deployments, statefulsets and daemonsets, cluster-wide or namespaced, cut at
+  `limit` (never continued: pagination is proved on the real control plane), with equality `labelSelector`s;
+- PATCH (merge / strategic-merge on maps) of one object; a template change bumps `generation`;
+- cluster-wide watches from a resourceVersion, chunked, ended by `timeoutSeconds`;
+- a controller that completes a rollout after a delay (status and, optionally, re-injected pods: a Deployment
+  gets a new ReplicaSet and new pods while the old ones are left terminating), or stalls it;
+- a request log and injected faults (garbled bodies, objects deleted just before a request, actions run first).
 """
 
 from __future__ import annotations
 
-import base64
 import bisect
-import contextlib
 import copy
 import heapq
 import itertools
 import json
-import socket
 import sys
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -48,52 +48,28 @@ PLURAL_OF_KIND = {kind: plural for plural, (_, _, kind) in GROUPS.items()}
 
 @dataclass
 class Fault:
-    """Applies to the next `times` requests that match (`times=-1`: to all of them)."""
+    """Applies to the next request that matches, once."""
 
-    method: str = "*"
+    method: str
     path_contains: str = ""
-    query_contains: str = ""
-    namespace: str | None = None
     watch: bool | None = None
-    status: int | None = None
-    retry_after: float | None = None
-    retry_after_header: str | None = None
-    """A Retry-After value sent as is (an HTTP date, say)."""
-    message: str = "injected fault"
-    drop: bool = False
-    """Close the connection without answering."""
-    drop_after_apply: bool = False
-    """Apply the PATCH, then close the connection without answering: the client cannot tell it was applied."""
-    drop_after_events: int | None = None
-    """Send this many watch events, then close the connection in the middle of the stream."""
     body: bytes | None = None
     """Answer 200 with this body instead."""
     delete_object: bool = False
     """Delete the addressed object first (it vanished between the list and this request)."""
     action: Callable[[], None] | None = None
     """Run first, e.g. `emulator.compact` so that a watch finds its resourceVersion expired."""
-    times: int = 1
 
-    def matches(self, method: str, path: str, query: str, namespace: str | None, watch: bool) -> bool:
-        return (
-            self.times != 0
-            and self.method in ("*", method)
-            and self.path_contains in path
-            and self.query_contains in query
-            and (self.namespace is None or self.namespace == namespace)
-            and (self.watch is None or self.watch == watch)
-        )
+    def matches(self, method: str, path: str, watch: bool) -> bool:
+        return self.method == method and self.path_contains in path and (self.watch is None or self.watch == watch)
 
 
 @dataclass(frozen=True)
 class LoggedRequest:
     method: str
     path: str
-    query: str
     verb: str
-    """Kubernetes verb: list, watch, get, patch."""
-    resource: str
-    content_type: str | None
+    """Kubernetes verb: list, watch, patch."""
 
 
 @dataclass(frozen=True)
@@ -143,16 +119,9 @@ def _labels_match(obj: Mapping[str, Any], selector: str) -> bool:
 
 
 class KubeEmulator:
-    def __init__(
-        self,
-        *,
-        token: str = "emulator-token",
-        latency: float = 0.0,
-        rollout_delay: float = 0.05,
-        reinject: str | None = None,
-    ) -> None:
-        self.token = token
-        self.latency = latency
+    def __init__(self, *, rollout_delay: float = 0.05, reinject: str | None = None) -> None:
+        self.token = "emulator-token"
+        self.latency = 0.0
         """Seconds added to every request, as a network round trip to a real API server would."""
         self.rollout_delay = rollout_delay
         self.reinject = reinject
@@ -164,7 +133,6 @@ class KubeEmulator:
         """Most requests of each HTTP method being served at once."""
         self._in_flight: Counter[str] = Counter()
         self._stalled: set[tuple[str, str, str]] = set()
-        self._deadline_exceeded: set[tuple[str, str, str]] = set()
         self._hashes = itertools.count(0x7B0000)
         self._events: dict[str, list[tuple[int, str, dict[str, Any]]]] = {plural: [] for plural in GROUPS}
         self._oldest_watchable = 0
@@ -219,8 +187,8 @@ class KubeEmulator:
         assert self._server is not None, "start the emulator first"
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def kubeconfig(self, token: str | None = None) -> str:
-        return kubeconfig_for(self.url, token or self.token)
+    def kubeconfig(self) -> str:
+        return kubeconfig_for(self.url, self.token)
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -275,43 +243,12 @@ class KubeEmulator:
         if obj is not None:
             self._complete_rollout(plural, namespace, name, obj["metadata"]["generation"])
 
-    def exceed_progress_deadline(self, namespace: str, name: str) -> None:
-        """This Deployment's rollouts end with `Progressing: False, ProgressDeadlineExceeded`."""
-        self._deadline_exceeded.add(("deployments", namespace, name))
-
-    def forbid(self, verb: str, plural: str, namespace: str | None = None) -> None:
-        """Answer 403 to every `verb` on `plural` (in `namespace`, or anywhere)."""
-        method = {"patch": "PATCH"}.get(verb, "GET")
-        group = GROUPS[plural][0]
-        resource = f"{plural}.{group}" if group else plural
-        where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
-        message = (
-            f'{resource} is forbidden: User "system:serviceaccount:ci:deployer" cannot {verb} resource '
-            f'"{plural}" in API group "{group}"{where}'
-        )
-        self.faults.append(
-            Fault(
-                method=method,
-                path_contains=f"/{plural}",
-                namespace=namespace,
-                watch=(verb == "watch") if method == "GET" else None,
-                status=403,
-                message=message,
-                times=-1,
-            )
-        )
-
-    def count(self, method: str | None = None, verb: str | None = None, resource: str | None = None) -> int:
+    def count(self, method: str | None = None, verb: str | None = None) -> int:
         return sum(
             1
             for r in list(self.requests)
-            if (method is None or r.method == method)
-            and (verb is None or r.verb == verb)
-            and (resource is None or r.resource == resource)
+            if (method is None or r.method == method) and (verb is None or r.verb == verb)
         )
-
-    def request_counts(self) -> Counter[str]:
-        return Counter(f"{r.verb} {r.resource}" for r in list(self.requests))
 
     # -- controller ----------------------------------------------------------------------------------
 
@@ -340,11 +277,6 @@ class KubeEmulator:
                 return
             spec, status = obj["spec"], obj.setdefault("status", {})
             status["observedGeneration"] = generation
-            if (plural, namespace, name) in self._deadline_exceeded:
-                status["conditions"] = [_progress_deadline_exceeded(name)]
-                status["updatedReplicas"] = 0
-                self._record(plural, "MODIFIED", obj)
-                return
             if plural == "statefulsets":
                 status["currentRevision"] = status["updateRevision"] = f"{name}-{generation}"
             if plural == "daemonsets":
@@ -404,40 +336,27 @@ class KubeEmulator:
 
     # -- request handling --------------------------------------------------------------------------
 
-    def _take_fault(self, method: str, path: str, query: str, namespace: str | None, watch: bool) -> Fault | None:
+    def _take_fault(self, method: str, path: str, watch: bool) -> Fault | None:
         with self._state:
             for fault in self.faults:
-                if fault.matches(method, path, query, namespace, watch):
-                    if fault.times > 0:
-                        fault.times -= 1
+                if fault.matches(method, path, watch):
+                    self.faults.remove(fault)
                     return fault
         return None
 
     def list_objects(self, route: _Route, params: Mapping[str, str]) -> bytes:
-        """One page of a list, serialized while the state is locked (serializing is the copy)."""
+        """A list cut at `limit`, serialized while the state is locked (serializing is the copy)."""
         limit = int(params.get("limit") or 0)
         selector = params.get("labelSelector", "")
         with self._state:
-            if params.get("continue"):
-                token = json.loads(base64.urlsafe_b64decode(params["continue"]))
-                after, rv = tuple(token["after"]), token["rv"]
-            else:
-                after, rv = None, self._last_rv
             keys = sorted(
                 key
                 for key, obj in self.objects[route.plural].items()
-                if (route.namespace is None or key[0] == route.namespace)
-                and (after is None or key > after)
-                and _labels_match(obj, selector)
+                if (route.namespace is None or key[0] == route.namespace) and _labels_match(obj, selector)
             )
-            page = keys[:limit] if limit else keys
             _, api_version, kind = GROUPS[route.plural]
-            metadata: dict[str, Any] = {"resourceVersion": str(rv)}
-            if limit and len(keys) > limit:
-                token = {"after": list(page[-1]), "rv": rv}
-                metadata["continue"] = base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
-                metadata["remainingItemCount"] = len(keys) - limit
-            items = [self.objects[route.plural][key] for key in page]
+            items = [self.objects[route.plural][key] for key in (keys[:limit] if limit else keys)]
+            metadata = {"resourceVersion": str(self._last_rv)}
             body = {"kind": f"{kind}List", "apiVersion": api_version, "metadata": metadata, "items": items}
             return json.dumps(body).encode()
 
@@ -455,8 +374,7 @@ class KubeEmulator:
                 obj["metadata"]["generation"] = obj["metadata"].get("generation", 1) + 1
             self._record(route.plural, "MODIFIED", obj)
             result = copy.deepcopy(obj)
-        paused = bool(result["spec"].get("paused"))
-        if changed and route.plural in WORKLOAD_PLURALS and not paused:
+        if changed and route.plural in WORKLOAD_PLURALS and not result["spec"].get("paused"):
             generation = result["metadata"]["generation"]
             self._schedule(
                 self.rollout_delay,
@@ -465,24 +383,13 @@ class KubeEmulator:
         return 200, result
 
     def watch_events(self, route: _Route, params: Mapping[str, str], write: Callable[[dict[str, Any]], None]) -> None:
+        """The events after `resourceVersion`, cluster-wide; an `ERROR` 410 if it is older than the history."""
         deadline = time.monotonic() + float(params.get("timeoutSeconds") or 1800)
-        raw_rv = params.get("resourceVersion") or "0"
+        cursor = int(params.get("resourceVersion") or 0)
         with self._state:
-            if raw_rv == "0":
-                cursor = self._last_rv
-                initial = [
-                    {"type": "ADDED", "object": copy.deepcopy(obj)}
-                    for key, obj in sorted(self.objects[route.plural].items())
-                    if route.namespace is None or key[0] == route.namespace
-                ]
-            elif int(raw_rv) < self._oldest_watchable:
-                initial = [{"type": "ERROR", "object": _status(410, "Expired", f"too old resource version: {raw_rv}")}]
-                cursor = -1
-            else:
-                cursor, initial = int(raw_rv), []
-        for event in initial:
-            write(event)
-        if cursor < 0:
+            expired = cursor < self._oldest_watchable
+        if expired:
+            write({"type": "ERROR", "object": _status(410, "Expired", f"too old resource version: {cursor}")})
             return
         while True:
             with self._state:
@@ -494,11 +401,7 @@ class KubeEmulator:
                         return
                     self._state.wait(min(remaining, 0.5))
                     continue
-                fresh = [
-                    (rv, kind, obj)
-                    for rv, kind, obj in events[start:]
-                    if route.namespace is None or obj["metadata"]["namespace"] == route.namespace
-                ]
+                fresh = events[start:]
                 cursor = events[-1][0]
             for _, kind, obj in fresh:
                 write({"type": kind, "object": obj})
@@ -526,15 +429,6 @@ def _controller(obj: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _progress_deadline_exceeded(name: str) -> dict[str, Any]:
-    return {
-        "type": "Progressing",
-        "status": "False",
-        "reason": "ProgressDeadlineExceeded",
-        "message": f'ReplicaSet "{name}-7b0000" has timed out progressing.',
-    }
-
-
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
     return {
         "kind": "Status",
@@ -552,7 +446,7 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that goes away (a dropped-connection test, a closed pool) is not an emulator error."""
+        """A client that goes away (a closed pool) is not an emulator error."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
 
@@ -560,7 +454,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes: with Nagle's algorithm on, the client's delayed ACK
-    # would add some 40 ms to every response, far more than the latency the benchmark sets on purpose.
+    # would add some 40 ms to every response, far more than the latency a test sets on purpose.
     disable_nagle_algorithm = True
     emulator: KubeEmulator
 
@@ -573,134 +467,79 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._handle("PATCH")
 
-    def _send_json(self, code: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
-        self._send_bytes(code, json.dumps(body).encode(), headers)
+    def _send_json(self, code: int, body: Mapping[str, Any]) -> None:
+        self._send_bytes(code, json.dumps(body).encode())
 
-    def _send_bytes(self, code: int, data: bytes, headers: Mapping[str, str] | None = None) -> None:
+    def _send_bytes(self, code: int, data: bytes) -> None:
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _handle(self, method: str) -> None:
         emulator = self.emulator
         url = urlsplit(self.path)
         params = {key: values[-1] for key, values in parse_qs(url.query).items()}
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) if method == "PATCH" else b""
-        route = _parse_path(url.path)
         watch = params.get("watch") in ("true", "1")
-        verb = "patch" if method == "PATCH" else "watch" if watch else "get" if route and route.name else "list"
-        logged = LoggedRequest(
-            method, url.path, url.query, verb, route.plural if route else url.path, self.headers.get("Content-Type")
-        )
+        verb = "patch" if method == "PATCH" else "watch" if watch else "list"
         with emulator._state:
-            emulator.requests.append(logged)
+            emulator.requests.append(LoggedRequest(method, url.path, verb))
             emulator._in_flight[method] += 1
             emulator.max_in_flight[method] = max(emulator.max_in_flight[method], emulator._in_flight[method])
         try:
-            self._serve(method, url.path, url.query, params, body, route, watch)
+            self._serve(method, url.path, params, body, watch)
         finally:
             with emulator._state:
                 emulator._in_flight[method] -= 1
 
-    def _serve(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        params: Mapping[str, str],
-        body: bytes,
-        route: _Route | None,
-        watch: bool,
-    ) -> None:
+    def _serve(self, method: str, path: str, params: Mapping[str, str], body: bytes, watch: bool) -> None:
         emulator = self.emulator
         if emulator.latency:
             time.sleep(emulator.latency)
+        # Without this check, a kubeconfig whose credential never reaches the server would pass for one that does.
         if self.headers.get("Authorization") != f"Bearer {emulator.token}":
             self._send_json(401, _status(401, "Unauthorized", "Unauthorized"))
             return
-        if route is None:
+        route = _parse_path(path)
+        # Served: lists and watches (no name), PATCHes (one named object).
+        if route is None or (route.name is None) == (method == "PATCH"):
             self._send_json(404, _status(404, "NotFound", "the server could not find the requested resource"))
             return
-        fault = emulator._take_fault(method, path, query, route.namespace, watch)
+        fault = emulator._take_fault(method, path, watch)
         if fault is not None:
             if fault.action is not None:
                 fault.action()
             if fault.delete_object and route.namespace and route.name:
                 emulator.delete(route.plural, route.namespace, route.name)
-            if fault.drop:
-                self._drop()
-                return
             if fault.body is not None:
                 self._send_bytes(200, fault.body)
                 return
-            if fault.drop_after_apply and method == "PATCH" and route.name is not None:
-                emulator.patch_object(route, json.loads(body or b"{}"))
-                self._drop()
-                return
-            if fault.drop_after_events is not None and watch:
-                self._stream_watch(route, params, drop_after=fault.drop_after_events)
-                return
-            if fault.status is not None:
-                headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-                if fault.retry_after_header is not None:
-                    headers = {"Retry-After": fault.retry_after_header}
-                reason = {403: "Forbidden", 410: "Expired", 429: "TooManyRequests"}.get(fault.status, "InternalError")
-                self._send_json(fault.status, _status(fault.status, reason, fault.message), headers)
-                return
         if method == "PATCH":
-            if route.name is None or route.plural not in WORKLOAD_PLURALS:
-                self._send_json(405, _status(405, "MethodNotAllowed", "PATCH is served for workloads only"))
-                return
-            code, result = emulator.patch_object(route, json.loads(body or b"{}"))
-            self._send_json(code, result)
+            self._send_json(*emulator.patch_object(route, json.loads(body or b"{}")))
         elif watch:
             self._stream_watch(route, params)
-        elif route.name is not None:
-            found = emulator.get(route.plural, route.namespace or "", route.name)
-            if found is None:
-                self._send_json(404, _status(404, "NotFound", f'{route.plural} "{route.name}" not found'))
-            else:
-                self._send_json(200, found)
         else:
             self._send_bytes(200, emulator.list_objects(route, params))
 
-    def _stream_watch(self, route: _Route, params: Mapping[str, str], drop_after: int | None = None) -> None:
-        """Chunked watch events; with `drop_after`, the connection is cut after that many, mid-stream."""
+    def _stream_watch(self, route: _Route, params: Mapping[str, str]) -> None:
+        """Chunked watch events."""
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        sent = 0
 
         def write(event: dict[str, Any]) -> None:
-            nonlocal sent
-            if drop_after is not None and sent >= drop_after:
-                raise _StreamCutError
             line = json.dumps(event).encode() + b"\n"
             self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
             self.wfile.flush()
-            sent += 1
 
         try:
             self.emulator.watch_events(route, params, write)
             self.wfile.write(b"0\r\n\r\n")
-        except _StreamCutError:
-            self._drop()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-
-
-class _StreamCutError(Exception):
-    """Raised inside a watch stream to cut the connection there."""
 
 
 # -- object builders -------------------------------------------------------------------------------
@@ -800,13 +639,9 @@ class PodShape:
         return pod_template_spec(app, sidecar=self.sidecar, redirect=self.redirect, native=self.native)
 
 
-def _workload(
-    kind: str, namespace: str, name: str, replicas: int, template_annotations: Mapping[str, str] | None
-) -> dict[str, Any]:
+def _workload(kind: str, namespace: str, name: str, replicas: int) -> dict[str, Any]:
     labels = {"app": name}
     template: dict[str, Any] = {"metadata": {"labels": labels}, "spec": pod_template_spec(name, sidecar=False)}
-    if template_annotations:
-        template["metadata"]["annotations"] = dict(template_annotations)
     spec: dict[str, Any] = {"selector": {"matchLabels": labels}, "template": template}
     if kind != "DaemonSet":
         spec["replicas"] = replicas
@@ -826,10 +661,9 @@ def add_deployment(
     *,
     replicas: int = 1,
     paused: bool = False,
-    template_annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A Deployment, its ReplicaSet and `replicas` running pods of the given shape."""
-    deployment = _workload("Deployment", namespace, name, replicas, template_annotations)
+    deployment = _workload("Deployment", namespace, name, replicas)
     deployment["spec"]["paused"] = paused
     deployment["status"] = {
         "observedGeneration": 1,
@@ -846,65 +680,58 @@ def add_deployment(
 
 
 def add_statefulset(
-    emulator: KubeEmulator,
-    namespace: str,
-    name: str,
-    shape: PodShape = PodShape(),
-    *,
-    replicas: int = 1,
-    on_delete: bool = False,
-    partition: int = 0,
+    emulator: KubeEmulator, namespace: str, name: str, shape: PodShape = PodShape(), *, on_delete: bool = False
 ) -> dict[str, Any]:
-    statefulset = _workload("StatefulSet", namespace, name, replicas, None)
+    """A StatefulSet of one running pod of the given shape."""
+    statefulset = _workload("StatefulSet", namespace, name, 1)
     statefulset["spec"]["serviceName"] = name
-    strategy: dict[str, Any] = {"type": "OnDelete" if on_delete else "RollingUpdate"}
-    if partition:
-        strategy["rollingUpdate"] = {"partition": partition}
-    statefulset["spec"]["updateStrategy"] = strategy
+    statefulset["spec"]["updateStrategy"] = {"type": "OnDelete" if on_delete else "RollingUpdate"}
     statefulset["status"] = {
         "observedGeneration": 1,
-        "replicas": replicas,
-        "updatedReplicas": replicas,
-        "readyReplicas": replicas,
-        "availableReplicas": replicas,
-        "currentReplicas": replicas,
+        "replicas": 1,
+        "updatedReplicas": 1,
+        "readyReplicas": 1,
+        "availableReplicas": 1,
+        "currentReplicas": 1,
         "currentRevision": f"{name}-1",
         "updateRevision": f"{name}-1",
     }
     emulator.add("statefulsets", statefulset)
-    _add_pods(emulator, namespace, name, replicas, _owner("StatefulSet", statefulset), shape.spec(name))
+    _add_pods(emulator, namespace, name, 1, _owner("StatefulSet", statefulset), shape.spec(name))
     return statefulset
 
 
-def add_daemonset(
-    emulator: KubeEmulator, namespace: str, name: str, shape: PodShape = PodShape(), *, nodes: int = 2
-) -> dict[str, Any]:
-    daemonset = _workload("DaemonSet", namespace, name, 0, None)
+def add_daemonset(emulator: KubeEmulator, namespace: str, name: str) -> dict[str, Any]:
+    """A DaemonSet on two nodes, with sidecar-injected (`istio-init`) pods."""
+    daemonset = _workload("DaemonSet", namespace, name, 0)
     daemonset["spec"]["updateStrategy"] = {"type": "RollingUpdate"}
     daemonset["status"] = {
         "observedGeneration": 1,
-        "currentNumberScheduled": nodes,
-        "desiredNumberScheduled": nodes,
+        "currentNumberScheduled": 2,
+        "desiredNumberScheduled": 2,
         "numberMisscheduled": 0,
-        "numberReady": nodes,
-        "numberAvailable": nodes,
-        "updatedNumberScheduled": nodes,
+        "numberReady": 2,
+        "numberAvailable": 2,
+        "updatedNumberScheduled": 2,
     }
     emulator.add("daemonsets", daemonset)
-    _add_pods(emulator, namespace, name, nodes, _owner("DaemonSet", daemonset), shape.spec(name))
+    _add_pods(emulator, namespace, name, 2, _owner("DaemonSet", daemonset), pod_template_spec(name))
     return daemonset
 
 
-def add_bare_pod(emulator: KubeEmulator, namespace: str, name: str, shape: PodShape = PodShape()) -> None:
-    _add_pods(emulator, namespace, name, 1, None, shape.spec(name))
+def add_bare_pod(emulator: KubeEmulator, namespace: str, name: str) -> None:
+    """A sidecar-injected (`istio-init`) pod that no controller owns."""
+    _add_pods(emulator, namespace, name, 1, None, pod_template_spec(name))
 
 
-def add_job_pod(emulator: KubeEmulator, namespace: str, job: str, shape: PodShape = PodShape()) -> None:
+def add_job_pod(emulator: KubeEmulator, namespace: str, job: str) -> None:
+    """A sidecar-injected (`istio-init`) pod owned by a Job."""
     owner = {"apiVersion": "batch/v1", "kind": "Job", "name": job, "uid": str(uuid.uuid4()), "controller": True}
-    _add_pods(emulator, namespace, job, 1, owner, shape.spec(job))
+    _add_pods(emulator, namespace, job, 1, owner, pod_template_spec(job))
 
 
-def add_orphan_replicaset(emulator: KubeEmulator, namespace: str, name: str, shape: PodShape = PodShape()) -> None:
+def add_orphan_replicaset(emulator: KubeEmulator, namespace: str, name: str) -> None:
+    """A ReplicaSet that no Deployment owns, with one sidecar-injected (`istio-init`) pod."""
     replicaset = {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
@@ -913,12 +740,7 @@ def add_orphan_replicaset(emulator: KubeEmulator, namespace: str, name: str, sha
         "status": {"replicas": 1},
     }
     emulator.add("replicasets", replicaset)
-    _add_pods(emulator, namespace, name, 1, _owner("ReplicaSet", replicaset), shape.spec(name))
-
-
-def names(refs: Iterable[str]) -> list[str]:
-    """`Kind/namespace/name` strings sorted, for comparisons in tests."""
-    return sorted(refs)
+    _add_pods(emulator, namespace, name, 1, _owner("ReplicaSet", replicaset), pod_template_spec(name))
 
 
 __all__ = [
@@ -931,5 +753,6 @@ __all__ = [
     "add_job_pod",
     "add_orphan_replicaset",
     "add_statefulset",
-    "field",
+    "kubeconfig_for",
+    "pod_template_spec",
 ]
