@@ -20,10 +20,10 @@ mesh = IstioMesh(
     pulumi.ResourceOptions(providers=[cluster.provider]),
 )
 
-# Pods pick up the new redirection mechanism only when recreated, and only once istiod injects for it.
+# Pods pick up a new redirection or proxy only when recreated, and only once istiod injects it.
 restart = SidecarRestart(
     "sidecar-restart",
-    SidecarRestartArgs(cni=settings.istio.cni, options=settings.restart, kubeconfig=cluster.kubeconfig),
+    SidecarRestartArgs(istio=settings.istio, options=settings.restart, kubeconfig=cluster.kubeconfig),
     pulumi.ResourceOptions(depends_on=mesh.rollout_dependencies),
 )
 
@@ -43,6 +43,7 @@ pulumi.export(
     "sidecarRestart",
     {
         "restarted": restart.restarted,
+        "restartReasons": restart.restartReasons,
         "skipped": restart.skipped,
         "manualRestart": restart.manualRestart,
         "fingerprint": restart.fingerprint,

@@ -62,6 +62,31 @@ def has_sidecar(pod: Mapping[str, Any]) -> bool:
     )
 
 
+def sidecar_image(pod: Mapping[str, Any]) -> str | None:
+    """The image of the pod's `istio-proxy` (container or native init container), if it has one."""
+    for key in ("containers", "initContainers"):
+        for container in _containers(pod, key):
+            if container.get("name") == SIDECAR_CONTAINER:
+                return str(container.get("image") or "")
+    return None
+
+
+def same_image(running: str, declared: str) -> bool:
+    """Whether a pod runs the declared image: digests and Docker Hub's implicit registry do not count.
+
+    `docker.io/istio/proxyv2:1.30.3-distroless@sha256:...` runs `istio/proxyv2:1.30.3-distroless`, not
+    `istio/proxyv2:1.30.3`: a variant is another image.
+    """
+
+    def canonical(image: str) -> str:
+        name = image.split("@", 1)[0]
+        for prefix in ("docker.io/", "index.docker.io/"):
+            name = name.removeprefix(prefix)
+        return name
+
+    return canonical(running) == canonical(declared)
+
+
 def redirection(pod: Mapping[str, Any]) -> Redirection:
     names = {c.get("name") for c in _containers(pod, "initContainers")}
     if IPTABLES_INIT_CONTAINER in names:
@@ -182,14 +207,21 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
             },
         },
         "spec": {
-            "containers": [{"name": c.get("name")} for c in spec.get("containers") or []],
+            "containers": [_slim_container(c) for c in spec.get("containers") or []],
             "initContainers": [
-                {"name": c.get("name"), "restartPolicy": c.get("restartPolicy")}
+                {**_slim_container(c), "restartPolicy": c.get("restartPolicy")}
                 for c in spec.get("initContainers") or []
             ],
         },
         "status": {"phase": (pod.get("status") or {}).get("phase")},
     }
+
+
+def _slim_container(container: Mapping[str, Any]) -> dict[str, Any]:
+    """A container's name; the sidecar's image too (what planning compares)."""
+    if container.get("name") == SIDECAR_CONTAINER:
+        return {"name": container.get("name"), "image": container.get("image")}
+    return {"name": container.get("name")}
 
 
 def slim_workload(obj: Mapping[str, Any]) -> dict[str, Any]:

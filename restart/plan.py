@@ -35,6 +35,8 @@ from restart.objects import (
     redirection,
     ref_of,
     resolve_owner,
+    same_image,
+    sidecar_image,
     template_annotations,
 )
 
@@ -67,6 +69,15 @@ class ManualReason(StrEnum):
     UNSUPPORTED_OWNER = "unsupportedOwner"
 
 
+class RestartReason(StrEnum):
+    """Why a workload is re-injected: what its pods run differs from the declared data plane."""
+
+    REDIRECTION = "redirection"
+    """`istio-init` where the CNI is wanted, or `istio-validation` where it is not."""
+    PROXY_VERSION = "proxyVersion"
+    """An `istio-proxy` image other than the one istiod injects now (an Istio upgrade, another hub or variant)."""
+
+
 @dataclass(frozen=True)
 class RestartPlan:
     fingerprint: str
@@ -74,6 +85,8 @@ class RestartPlan:
     """Workloads to roll, sorted."""
     skipped: Mapping[WorkloadRef, SkipReason] = field(default_factory=dict)
     manual: Mapping[WorkloadRef, ManualReason] = field(default_factory=dict)
+    reasons: Mapping[WorkloadRef, tuple[RestartReason, ...]] = field(default_factory=dict)
+    """Why each workload to restart (and to recheck) is re-injected."""
     recheck: tuple[WorkloadRef, ...] = ()
     """Workloads an earlier run restarted for this same setting whose pods still mismatch, sorted.
 
@@ -83,15 +96,29 @@ class RestartPlan:
     """
 
 
-def cni_fingerprint(enabled: bool, exclude_namespaces: Iterable[str]) -> str:
-    """A short stable hash of the CNI setting; the order and repetition of namespaces do not matter.
+def cni_fingerprint(enabled: bool, exclude_namespaces: Iterable[str], proxy_image: str = "") -> str:
+    """A short stable hash of the declared data plane; the order and repetition of namespaces do not matter.
 
     Without the CNI plugin its exclusion list has no effect, so every disabled setting hashes alike: a
-    change of the list alone while the CNI stays off restarts nothing.
+    change of the list alone while the CNI stays off restarts nothing. Without a proxy image (a state
+    written before the restart compared proxies) the hash is the CNI setting's alone, as it was then.
     """
     namespaces = sorted(set(exclude_namespaces)) if enabled else []
-    canonical = json.dumps({"enabled": enabled, "excludeNamespaces": namespaces})
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    declared: dict[str, Any] = {"enabled": enabled, "excludeNamespaces": namespaces}
+    if proxy_image:
+        declared["proxyImage"] = proxy_image
+    return hashlib.sha256(json.dumps(declared).encode()).hexdigest()[:16]
+
+
+def mismatch(pod: Mapping[str, Any], wanted: Redirection, image: str) -> tuple[RestartReason, ...]:
+    """How a sidecar pod differs from the declared data plane (empty: it matches, or has no redirection)."""
+    mode = redirection(pod)
+    reasons: list[RestartReason] = []
+    if mode is not Redirection.NONE and mode is not wanted:
+        reasons.append(RestartReason.REDIRECTION)
+    if image and mode is not Redirection.NONE and not same_image(sidecar_image(pod) or "", image):
+        reasons.append(RestartReason.PROXY_VERSION)
+    return tuple(reasons)
 
 
 def desired_redirection(cni_enabled: bool) -> Redirection:
@@ -130,7 +157,7 @@ class _OwnerPods:
 
     sidecar: bool = False
     redirected: bool = False
-    mismatched: bool = False
+    reasons: set[RestartReason] = field(default_factory=set)
 
 
 def plan_restart(
@@ -140,13 +167,15 @@ def plan_restart(
     workloads: Iterable[tuple[str, Mapping[str, Any]]],
     cni_enabled: bool,
     exclude_namespaces: Iterable[str],
+    proxy_image: str = "",
 ) -> RestartPlan:
     """Decide, for every owner of an active pod, whether to restart it, skip it (and why) or leave it to a person.
 
-    `workloads` are `(kind, object)` pairs of Deployments, StatefulSets and DaemonSets.
+    `workloads` are `(kind, object)` pairs of Deployments, StatefulSets and DaemonSets. `proxy_image` is the
+    `istio-proxy` image istiod injects now; empty compares the redirection only.
     """
     excluded = set(exclude_namespaces)
-    fingerprint = cni_fingerprint(cni_enabled, excluded)
+    fingerprint = cni_fingerprint(cni_enabled, excluded, proxy_image)
     wanted = desired_redirection(cni_enabled)
     replicaset_index = {(ref.namespace, ref.name): rs for rs in replicasets for ref in [ref_of("ReplicaSet", rs)]}
     workload_index = {ref_of(kind, obj): obj for kind, obj in workloads}
@@ -159,10 +188,9 @@ def plan_restart(
         if not has_sidecar(pod):
             continue
         state.sidecar = True
-        mode = redirection(pod)
-        if mode is not Redirection.NONE:
+        if redirection(pod) is not Redirection.NONE:
             state.redirected = True
-            state.mismatched = state.mismatched or mode is not wanted
+            state.reasons.update(mismatch(pod, wanted, proxy_image))
 
     restart: list[WorkloadRef] = []
     recheck: list[WorkloadRef] = []
@@ -175,7 +203,7 @@ def plan_restart(
             skipped[owner] = SkipReason.NO_SIDECAR
         elif not state.redirected:
             skipped[owner] = SkipReason.NO_REDIRECTION
-        elif not state.mismatched:
+        elif not state.reasons:
             skipped[owner] = SkipReason.ALREADY_MATCHING
         elif owner.kind not in ROLLABLE_KINDS:
             manual[owner] = _manual_reason(owner)
@@ -194,6 +222,7 @@ def plan_restart(
         restart=tuple(sorted(restart)),
         skipped=skipped,
         manual=manual,
+        reasons={owner: tuple(sorted(owners[owner].reasons)) for owner in (*restart, *recheck)},
         recheck=tuple(sorted(recheck)),
     )
 
@@ -204,8 +233,9 @@ def mismatched_pods(
     replicasets: Iterable[Mapping[str, Any]],
     owners: Iterable[WorkloadRef],
     cni_enabled: bool,
+    proxy_image: str = "",
 ) -> dict[WorkloadRef, list[str]]:
-    """After rollouts finished: the running pods of `owners` whose sidecar still has the wrong redirection.
+    """After rollouts finished: the running pods of `owners` whose sidecar still differs from the declared one.
 
     Pods being deleted or not running are left out: the old pods of a finished rollout are on their way
     out. What is left means istiod injected the new pods for the old setting.
@@ -215,7 +245,7 @@ def mismatched_pods(
     replicaset_index = {(ref.namespace, ref.name): rs for rs in replicasets for ref in [ref_of("ReplicaSet", rs)]}
     found: dict[WorkloadRef, list[str]] = {}
     for pod in pods:
-        if not is_running(pod) or not has_sidecar(pod) or redirection(pod) in (wanted, Redirection.NONE):
+        if not is_running(pod) or not has_sidecar(pod) or not mismatch(pod, wanted, proxy_image):
             continue
         owner = resolve_owner(pod, replicaset_index)
         if owner in watched:

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from settings.model import CniSettings, RestartSettings
+from settings.model import IstioSettings, RestartSettings
 
-InputKind = Literal["boolean", "names", "count", "kubeconfig"]
+InputKind = Literal["boolean", "names", "count", "kubeconfig", "image", "version"]
 
 
 def _input(name: str, kind: InputKind, *, restarts: bool = False) -> dict[str, Any]:
@@ -33,6 +33,10 @@ class RestartRequest:
         default=(), metadata=_input("excludeNamespaces", "names", restarts=True)
     )
     """Namespaces the CNI plugin leaves alone: never restarted."""
+    proxy_image: str = field(default="", metadata=_input("proxyImage", "image", restarts=True))
+    """The `istio-proxy` image istiod injects now; pods running another are re-injected (empty: not compared)."""
+    allow_downgrade_from: str = field(default="", metadata=_input("allowDowngradeFrom", "version"))
+    """The Istio version an in-place downgrade is acknowledged from (`aks-istio:istio.allowDowngradeFrom`)."""
     max_concurrent: int = field(default=10, metadata=_input("maxConcurrent", "count"))
     """Most workload restarts in flight at once."""
     wait_for_rollout: bool = field(default=True, metadata=_input("waitForRollout", "boolean"))
@@ -41,13 +45,15 @@ class RestartRequest:
     """How long to wait for the rollouts."""
 
     @classmethod
-    def declared(cls, cni: CniSettings, options: RestartSettings, kubeconfig: str = "") -> RestartRequest:
+    def declared(cls, istio: IstioSettings, options: RestartSettings, kubeconfig: str = "") -> RestartRequest:
         """The request the stack's settings declare."""
         return cls(
             kubeconfig=kubeconfig,
-            cni_enabled=cni.enabled,
+            cni_enabled=istio.cni.enabled,
             # Order and repetition do not change the setting; normalised, a reordered list is no diff.
-            exclude_namespaces=tuple(sorted(set(cni.exclude_namespaces))),
+            exclude_namespaces=tuple(sorted(set(istio.cni.exclude_namespaces))),
+            proxy_image=istio.proxy_image,
+            allow_downgrade_from=istio.allow_downgrade_from or "",
             max_concurrent=options.max_concurrent,
             wait_for_rollout=options.wait_for_rollout,
             timeout_seconds=options.timeout_seconds,
@@ -65,6 +71,8 @@ class RestartRequest:
                 values[spec.name] = as_int(value) or 1
             elif kind == "boolean":
                 values[spec.name] = bool(value)
+            elif kind in ("image", "version"):
+                values[spec.name] = str(value or "")
             else:
                 values[spec.name] = str(value)
         return cls(**values)

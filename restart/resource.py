@@ -24,9 +24,11 @@ from pulumi.runtime import rpc
 
 from restart.plan import cni_fingerprint, summarize
 from restart.request import INPUT_KEYS, INPUT_KINDS, RESTART_KEYS, RestartError, RestartRequest, as_int
-from settings.model import CniSettings, RestartSettings
+from settings.model import IstioSettings, RestartSettings
+from settings.versions import istio_release
 
-OUTPUT_KEYS = ("restarted", "skipped", "manualRestart", "fingerprint", "restartedAt")
+OPTIONAL_KINDS = ("image", "version")
+OUTPUT_KEYS = ("restarted", "restartReasons", "skipped", "manualRestart", "fingerprint", "restartedAt")
 
 
 def _plain(value: Any) -> Any:
@@ -47,9 +49,12 @@ def _check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[pulumi.
     def fail(key: str, reason: str) -> None:
         failures.append(pulumi.dynamic.CheckFailure(key, reason))
 
-    for key in INPUT_KEYS:
+    for key, kind in INPUT_KINDS.items():
         if inputs[key] is None:
-            fail(key, "is required")
+            if kind in OPTIONAL_KINDS:
+                inputs[key] = ""  # added after the first release: a state written before has none
+            else:
+                fail(key, "is required")
     for key, kind in INPUT_KINDS.items():
         value = inputs[key]
         if not _known(value):
@@ -69,6 +74,8 @@ def _check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[pulumi.
                 fail(key, "must be a whole number of at least 1")
             else:
                 inputs[key] = number
+        elif kind in OPTIONAL_KINDS and not isinstance(value, str):
+            fail(key, "must be a string")
         elif kind == "kubeconfig":
             if not isinstance(value, str) or not value.strip():
                 fail(key, "must be a non-empty kubeconfig document")
@@ -77,6 +84,36 @@ def _check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[pulumi.
                 # hands it back to the engine marked secret, whatever the engine infers on its own.
                 inputs[key] = rpc.wrap_rpc_secret(value)
     return inputs, failures
+
+
+def _image_version(image: Any) -> tuple[int, int, int] | None:
+    """The Istio release of a proxy image `hub/proxyv2:1.30.3[-variant][@digest]`, if its tag names one."""
+    if not isinstance(image, str) or ":" not in image:
+        return None
+    tag = image.split("@", 1)[0].rsplit(":", 1)[1]
+    return istio_release(tag.split("-", 1)[0])
+
+
+def upgrade_refusal(deployed: Any, declared: Any, allow_downgrade_from: Any) -> str | None:
+    """Why an in-place move of the data plane from `deployed` to `declared` (proxy images) is refused, if it is.
+
+    Istio upgrades in place one minor at a time, and goes back one minor only as an acknowledged emergency.
+    """
+    old, new = _image_version(deployed), _image_version(declared)
+    if old is None or new is None or old == new:
+        return None
+    shown_old, shown_new = ".".join(map(str, old)), ".".join(map(str, new))
+    if new[0] != old[0] or new[1] > old[1] + 1:
+        return (
+            f"an in-place upgrade from Istio {shown_old} to {shown_new} skips a minor release; Istio upgrades in "
+            f"place one minor at a time: set aks-istio:istio.version to {old[0]}.{old[1] + 1}.x first"
+        )
+    if new < old and (allow_downgrade_from != shown_old or new[1] < old[1] - 1):
+        return (
+            f"an in-place downgrade from Istio {shown_old} to {shown_new} needs the acknowledgement "
+            f"aks-istio:istio.allowDowngradeFrom: '{shown_old}', and goes back one minor at most"
+        )
+    return None
 
 
 def _progress(message: str) -> None:
@@ -91,8 +128,14 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
     Holds no state, client or credential: everything comes from the property bags of each call.
     """
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
         inputs, failures = _check_inputs(news)
+        # The deployed version is known here, from the old state: a refused upgrade shows in the preview.
+        refusal = upgrade_refusal(
+            _plain(olds.get("proxyImage")), inputs["proxyImage"], _plain(news.get("allowDowngradeFrom"))
+        )
+        if refusal is not None:
+            failures.append(pulumi.dynamic.CheckFailure("proxyImage", refusal))
         return pulumi.dynamic.CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
@@ -113,10 +156,15 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
 
     @staticmethod
     def restarts(olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:
-        """Whether the CNI setting itself changed: its fingerprint, which ignores the exclusions while it is off."""
+        """Whether the declared data plane changed (its fingerprint, which ignores the exclusions while the CNI
+        is off)."""
 
         def fingerprint(props: Mapping[str, Any]) -> str:
-            return cni_fingerprint(bool(_plain(props.get("cniEnabled"))), _plain(props.get("excludeNamespaces")) or ())
+            return cni_fingerprint(
+                bool(_plain(props.get("cniEnabled"))),
+                _plain(props.get("excludeNamespaces")) or (),
+                str(_plain(props.get("proxyImage")) or ""),
+            )
 
         return fingerprint(olds) != fingerprint(news)
 
@@ -159,6 +207,7 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
         return {
             **self._inputs_out(props),
             "restarted": list(outcome.restarted),
+            "restartReasons": outcome.restart_reasons,
             "skipped": summarize(outcome.skipped),
             "manualRestart": outcome.manual_restart,
             "fingerprint": outcome.fingerprint,
@@ -168,8 +217,8 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
 
 @dataclass(frozen=True)
 class SidecarRestartArgs:
-    cni: CniSettings
-    """The CNI setting the mesh is installed with; its change triggers the restart."""
+    istio: IstioSettings
+    """The mesh as installed: its CNI setting and the proxy istiod injects; a change of either re-injects."""
     options: RestartSettings
     """Concurrency, waiting and timeout of the restart."""
     kubeconfig: pulumi.Input[str]
@@ -179,7 +228,8 @@ class SidecarRestartArgs:
 class SidecarRestart(pulumi.dynamic.Resource, module="restart", name="SidecarRestart"):
     """Restarts the sidecar workloads whose traffic redirection does not match the CNI setting.
 
-    Outputs: `restarted` (`Kind/namespace/name` of each workload restarted), `manualRestart`
+    Outputs: `restarted` (`Kind/namespace/name` of each workload restarted), `restartReasons` (`{reason:
+    [Kind/namespace/name, ...]}`, `redirection` or `proxyVersion`), `manualRestart`
     (`{reason: [Kind/namespace/name, ...]}`, each one needs a person), `skipped`
     (`{reason: {"count": n, "workloads": [the first 50 names]}}`: `noSidecar` alone can count every pod owner
     of the cluster, so only a sample is kept), `fingerprint` (of the CNI setting), `restartedAt` (RFC 3339).
@@ -192,6 +242,7 @@ class SidecarRestart(pulumi.dynamic.Resource, module="restart", name="SidecarRes
     waitForRollout: pulumi.Output[bool]  # noqa: N815
     timeoutSeconds: pulumi.Output[int]  # noqa: N815
     restarted: pulumi.Output[list[str]]
+    restartReasons: pulumi.Output[dict[str, list[str]]]  # noqa: N815
     skipped: pulumi.Output[dict[str, dict[str, Any]]]
     manualRestart: pulumi.Output[dict[str, list[str]]]  # noqa: N815
     fingerprint: pulumi.Output[str]
@@ -199,7 +250,7 @@ class SidecarRestart(pulumi.dynamic.Resource, module="restart", name="SidecarRes
 
     def __init__(self, name: str, args: SidecarRestartArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         props: dict[str, Any] = {
-            **RestartRequest.declared(args.cni, args.options).inputs(),
+            **RestartRequest.declared(args.istio, args.options).inputs(),
             "kubeconfig": pulumi.Output.secret(args.kubeconfig),
             **dict.fromkeys(OUTPUT_KEYS),
         }

@@ -46,6 +46,8 @@ class RestartOutcome:
     fingerprint: str
     restarted_at: str
     restarted: tuple[str, ...]
+    restart_reasons: dict[str, list[str]]
+    """`{reason: [workloads]}`: why each restarted workload was re-injected (`redirection`, `proxyVersion`)."""
     skipped: dict[str, list[str]]
     manual_restart: dict[str, list[str]]
 
@@ -82,6 +84,7 @@ def _plan(request: RestartRequest, listings: Mapping[str, Listing]) -> RestartPl
         workloads=[(kind, obj) for kind in ROLLABLE_KINDS for obj in listings[kind].items],
         cni_enabled=request.cni_enabled,
         exclude_namespaces=request.exclude_namespaces,
+        proxy_image=request.proxy_image,
     )
 
 
@@ -93,12 +96,13 @@ _NOT_STARTED = _NotStarted()
 
 
 def _restart_all(
-    cluster: Cluster, targets: tuple[WorkloadRef, ...], body: dict[str, Any], max_concurrent: int, progress: Progress
+    cluster: Cluster, plan: RestartPlan, body: dict[str, Any], max_concurrent: int, progress: Progress
 ) -> tuple[dict[WorkloadRef, int], list[WorkloadRef]]:
     """PATCH every target, at most `max_concurrent` at once; the generations produced, and those found deleted.
 
     On the first failure no further PATCH starts; the ones in flight finish, so what was restarted is known.
     """
+    targets = plan.restart
     generations: dict[WorkloadRef, int] = {}
     deleted: list[WorkloadRef] = []
     failure: BaseException | None = None
@@ -132,7 +136,8 @@ def _restart_all(
                 continue
             generations[ref] = int((patched.get("metadata") or {}).get("generation") or 0)
             # One line per workload: if the run fails later, the log still names everything it restarted.
-            progress(f"restarted {ref} ({len(generations)} of {len(targets)})")
+            why = ", ".join(plan.reasons.get(ref, ()))
+            progress(f"restarted {ref} for {why} ({len(generations)} of {len(targets)})")
     if failure is not None:
         done = tuple(str(ref) for ref in sorted(generations))
         names = f" ({name_list(done)})" if done else ""
@@ -239,9 +244,9 @@ def _wait_for_rollouts(
 
 
 def _verify_pods(
-    cluster: Cluster, owners: Mapping[WorkloadRef, int], listings: Mapping[str, Listing], cni_enabled: bool
+    cluster: Cluster, owners: Mapping[WorkloadRef, int], listings: Mapping[str, Listing], request: RestartRequest
 ) -> None:
-    """Once the rollouts finished: fail if any of their running pods still has the old redirection.
+    """Once the rollouts finished: fail if any of their running pods still differs from the declared data plane.
 
     That happens when istiod had not loaded the new injection setting yet when the pods were created.
     """
@@ -249,11 +254,14 @@ def _verify_pods(
         pods=cluster.list_all(KINDS["Pod"]).items,
         replicasets=listings["ReplicaSet"].items,
         owners=owners,
-        cni_enabled=cni_enabled,
+        cni_enabled=request.cni_enabled,
+        proxy_image=request.proxy_image,
     )
     if not left:
         return
-    wanted = desired_redirection(cni_enabled)
+    wanted = f"{desired_redirection(request.cni_enabled)}" + (
+        f" and {request.proxy_image}" if request.proxy_image else ""
+    )
     described = name_list(f"{owner} (pods {name_list(pods, limit=3)})" for owner, pods in left.items())
     raise RestartError(
         f"the rollouts finished, but {len(left)} workloads still run pods without {wanted}: {described}. "
@@ -275,7 +283,7 @@ def _wait_and_verify(
     targets = {**rechecked, **generations}
     try:
         _wait_for_rollouts(cluster, targets, listings, request.timeout_seconds, retry, progress)
-        _verify_pods(cluster, targets, listings, request.cni_enabled)
+        _verify_pods(cluster, targets, listings, request)
     except Exception as exc:
         done = f"restarted {len(restarted)} workloads ({name_list(restarted)})" if restarted else "restarted nothing"
         raise RestartError(f"{done}, then: {exc}", restarted) from exc
@@ -293,7 +301,8 @@ def _current_generations(refs: tuple[WorkloadRef, ...], listings: Mapping[str, L
 
 def _report_plan(request: RestartRequest, plan: RestartPlan, progress: Progress) -> None:
     progress(
-        f"CNI {'enabled' if request.cni_enabled else 'disabled'} (fingerprint {plan.fingerprint}): "
+        f"CNI {'enabled' if request.cni_enabled else 'disabled'}, proxy {request.proxy_image or 'not compared'} "
+        f"(fingerprint {plan.fingerprint}): "
         f"{len(plan.restart)} workloads to restart, {len(plan.skipped)} skipped, "
         f"{len(plan.manual)} need a manual restart"
     )
@@ -303,8 +312,17 @@ def _report_plan(request: RestartRequest, plan: RestartPlan, progress: Progress)
         action = "waiting for their rollouts" if request.wait_for_rollout else "not waiting (waitForRollout is off)"
         progress(
             f"{len(plan.recheck)} workloads were restarted for this setting by an earlier run and still run "
-            f"pods with the old redirection; not restarting them again, {action}: {name_list(plan.recheck)}"
+            f"pods other than the declared ones; not restarting them again, {action}: {name_list(plan.recheck)}"
         )
+
+
+def _by_reason(reasons: Mapping[WorkloadRef, tuple[str, ...]]) -> dict[str, list[str]]:
+    """`{reason: ["Kind/namespace/name", ...]}`: a workload re-injected for two reasons is under both."""
+    grouped: dict[str, list[str]] = {}
+    for ref in sorted(reasons):
+        for reason in reasons[ref]:
+            grouped.setdefault(str(reason), []).append(str(ref))
+    return dict(sorted(grouped.items()))
 
 
 def run_restart(
@@ -324,7 +342,7 @@ def run_restart(
         _report_plan(request, plan, progress)
         restarted_at = rfc3339(now())
         body = restart_patch(plan.fingerprint, restarted_at)
-        generations, deleted = _restart_all(cluster, plan.restart, body, request.max_concurrent, progress)
+        generations, deleted = _restart_all(cluster, plan, body, request.max_concurrent, progress)
         # Restarted by an earlier run: awaited at the generation that restart produced, never patched again.
         rechecked = _current_generations(plan.recheck, listings)
         if request.wait_for_rollout and (generations or rechecked):
@@ -339,6 +357,7 @@ def run_restart(
         fingerprint=plan.fingerprint,
         restarted_at=restarted_at,
         restarted=tuple(str(ref) for ref in sorted(generations)),
+        restart_reasons=_by_reason({ref: plan.reasons.get(ref, ()) for ref in generations}),
         skipped=group_by_reason(skipped),
         manual_restart=group_by_reason(plan.manual),
     )

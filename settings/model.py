@@ -280,6 +280,19 @@ class IstioSettings:
     """istiod `meshConfig` (config key `meshConfig`)."""
     operator_file: str | None = None
     """IstioOperator YAML file these settings were (partly) read from, if any."""
+    allow_downgrade_from: str | None = None
+    """Acknowledges one in-place downgrade: the Istio version deployed now, from which `version` goes back."""
+
+    @property
+    def proxy_image(self) -> str:
+        """The `istio-proxy` image istiod injects: `<global.hub>/<global.proxy.image>:<version>[-<global.variant>]`."""
+        proxy = self.global_values.get("proxy")
+        name = str(proxy.get("image") or "proxyv2") if isinstance(proxy, Mapping) else "proxyv2"
+        if "/" in name:
+            return name  # a full image reference replaces hub, name and tag (as the injection template does)
+        hub = str(self.global_values.get("hub") or "docker.io/istio")
+        variant = self.global_values.get("variant")
+        return f"{hub}/{name}:{self.version}" + (f"-{variant}" if variant else "")
 
     def __post_init__(self) -> None:
         check_supported_version(self.version)
@@ -300,6 +313,8 @@ class IstioSettings:
         unknown = unknown_extra_keys(self.pilot, self.global_values)
         if unknown:
             raise ConfigError("; ".join(unknown))
+        if self.allow_downgrade_from is not None:
+            check_supported_version(self.allow_downgrade_from, config_key("istio.allowDowngradeFrom"))
 
 
 @dataclass(frozen=True)

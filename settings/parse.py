@@ -270,6 +270,9 @@ def parse_istio(raw: Any, root: Path) -> IstioSettings:
             global_values=section.mapping("global"),
             mesh_config=section.mapping("meshConfig"),
             operator_file=operator_file,
+            allow_downgrade_from=section.optional_string(
+                "allowDowngradeFrom", "the Istio version deployed now, MAJOR.MINOR.PATCH"
+            ),
         )
 
     return _build(config_key("istio"), raw, build)

@@ -212,7 +212,7 @@ def test_create_then_update_through_the_host(host: Host, shop: Shop) -> None:
     assert sum(seen.method == "GET" and is_watch(seen.query) for seen in proxy.requests) == 1
     assert generations(cluster, namespace, [CART, WEB]) == {CART: before[CART] + 1, WEB: before[WEB]}
     assert init_containers(cluster, namespace, "cart") == [{"istio-validation"}]
-    assert any(f"restarted {shop.ref(CART)} (1 of 1)" in line for line in host.stderr), host.stderr
+    assert any(f"restarted {shop.ref(CART)} for redirection (1 of 1)" in line for line in host.stderr), host.stderr
 
     # The no-op preview: the state (the outputs, kubeconfig in its secret envelope) against unchanged inputs.
     assert diff(host, outs, checked(host, shop.inputs())).changes == provider_pb2.DiffResponse.DIFF_NONE

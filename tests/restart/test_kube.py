@@ -115,7 +115,7 @@ def test_restarts_exactly_the_mismatched_workloads_and_reports_the_rest(emulator
     # Each workload is named as it is restarted (in the order the PATCHes finish), so the log tells what
     # was done even if the run fails later.
     logged = sorted(m for m in messages if m.startswith("restarted "))
-    assert [m.split(" (")[0] for m in logged] == [f"restarted {ref}" for ref in outcome.restarted]
+    assert [m.split(" (")[0] for m in logged] == [f"restarted {ref} for redirection" for ref in outcome.restarted]
     assert sorted(m.split(" (")[1] for m in logged) == ["1 of 3)", "2 of 3)", "3 of 3)"]
     # The bare pod and the Job's pod are reported, never deleted.
     assert emulator.get("pods", "shop", "debug-0") is not None

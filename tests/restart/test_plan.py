@@ -15,6 +15,7 @@ from restart.objects import (
     has_sidecar,
     redirection,
     resolve_owner,
+    same_image,
     slim_pod,
     slim_workload,
 )
@@ -30,6 +31,7 @@ from restart.plan import (
     rfc3339,
     summarize,
 )
+from restart.resource import upgrade_refusal
 from restart.rollout import rollout_complete, rollout_failure
 from tests.support.kube_emulator import pod_template_spec
 
@@ -416,3 +418,82 @@ def test_slimming_keeps_what_planning_reads() -> None:
     slim_plan = plan([slim_pod(p)], [slim_workload(rs)], [("Deployment", slim_workload(dep))])
     assert slim_plan == plan([p], [rs], [("Deployment", dep)])
     assert "BIG" not in str(slim_pod(p)) and "unrelated" not in str(slim_workload(dep))
+
+
+# -- the proxy version: in-place Istio upgrades ------------------------------------------------------------
+
+OLD_PROXY = "docker.io/istio/proxyv2:1.29.6"
+NEW_PROXY = "docker.io/istio/proxyv2:1.30.3"
+
+
+def with_proxy(
+    objects: tuple[dict[str, Any], dict[str, Any], dict[str, Any]], image: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A Deployment's objects whose pod runs `image` as its `istio-proxy`."""
+    spec = objects[2]["spec"]
+    for container in spec["containers"] + spec.get("initContainers", []):
+        if container["name"] == "istio-proxy":
+            container["image"] = image
+    return objects
+
+
+@pytest.mark.parametrize(
+    ("running", "declared", "same"),
+    [
+        ("docker.io/istio/proxyv2:1.30.3", "docker.io/istio/proxyv2:1.30.3", True),
+        ("istio/proxyv2:1.30.3", "docker.io/istio/proxyv2:1.30.3", True),
+        ("docker.io/istio/proxyv2:1.30.3@sha256:" + "a" * 64, "docker.io/istio/proxyv2:1.30.3", True),
+        ("docker.io/istio/proxyv2:1.30.3-distroless", "docker.io/istio/proxyv2:1.30.3", False),
+        ("docker.io/istio/proxyv2:1.29.6", "docker.io/istio/proxyv2:1.30.3", False),
+        ("myacr.azurecr.io/istio/proxyv2:1.30.3", "docker.io/istio/proxyv2:1.30.3", False),
+    ],
+)
+def test_a_proxy_image_is_compared_without_digest_or_docker_hubs_implicit_registry(
+    running: str, declared: str, same: bool
+) -> None:
+    assert same_image(running, declared) is same
+
+
+def test_an_istio_upgrade_restarts_the_workloads_on_another_proxy_and_says_why() -> None:
+    old = with_proxy(deployment_pods("shop", "cart", redirect="istio-validation"), OLD_PROXY)
+    new = with_proxy(deployment_pods("shop", "web", redirect="istio-validation"), NEW_PROXY)
+    both = with_proxy(deployment_pods("shop", "legacy", redirect="istio-init"), OLD_PROXY)
+    plan = plan_restart(
+        pods=[old[2], new[2], both[2]],
+        replicasets=[old[1], new[1], both[1]],
+        workloads=[("Deployment", old[0]), ("Deployment", new[0]), ("Deployment", both[0])],
+        cni_enabled=True,
+        exclude_namespaces=EXCLUDED,
+        proxy_image=NEW_PROXY,
+    )
+    cart, legacy, web = (WorkloadRef("Deployment", "shop", name) for name in ("cart", "legacy", "web"))
+    assert plan.restart == (cart, legacy)
+    assert plan.reasons == {cart: ("proxyVersion",), legacy: ("proxyVersion", "redirection")}
+    assert plan.skipped == {web: SkipReason.ALREADY_MATCHING}
+
+
+def test_without_a_declared_proxy_the_fingerprint_is_the_cni_settings_as_before() -> None:
+    assert cni_fingerprint(True, EXCLUDED, "") == cni_fingerprint(True, EXCLUDED)
+    assert cni_fingerprint(True, EXCLUDED, NEW_PROXY) != cni_fingerprint(True, EXCLUDED, OLD_PROXY)
+    # What earlier versions wrote into the workloads' annotations (computed by them): it must not move.
+    assert cni_fingerprint(True, ["istio-system", "kube-system"]) == "481a3ec1b03cfff5"
+
+
+@pytest.mark.parametrize(
+    ("deployed", "declared", "acknowledged", "refused"),
+    [
+        (OLD_PROXY, NEW_PROXY, None, None),
+        ("docker.io/istio/proxyv2:1.28.4", NEW_PROXY, None, "skips a minor release"),
+        (NEW_PROXY, OLD_PROXY, None, "needs the acknowledgement aks-istio:istio.allowDowngradeFrom: '1.30.3'"),
+        (NEW_PROXY, OLD_PROXY, "1.30.3", None),
+        (NEW_PROXY, "docker.io/istio/proxyv2:1.28.4", "1.30.3", "one minor at most"),
+        (NEW_PROXY, "docker.io/istio/proxyv2:1.30.1", None, "needs the acknowledgement"),
+        (None, NEW_PROXY, None, None),
+        (NEW_PROXY, "docker.io/istio/proxyv2:1.30.3-distroless", None, None),
+    ],
+)
+def test_in_place_upgrades_go_one_minor_at_a_time_and_back_only_when_acknowledged(
+    deployed: str | None, declared: str, acknowledged: str | None, refused: str | None
+) -> None:
+    refusal = upgrade_refusal(deployed, declared, acknowledged)
+    assert (refusal is None) if refused is None else (refused in (refusal or ""))

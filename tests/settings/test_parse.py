@@ -72,6 +72,11 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
     ("tag value not a string", {"cluster": {"tags": {"owner": 7}}}, ["tags.owner", "7"]),
     ("cluster not an object", {"cluster": ["a"]}, ["aks-istio:cluster", "expected an object"]),
     ("unsupported istio version", {"istio": {"version": "1.22.3"}}, ["istio.version", "'1.22.3'", "1.24 or newer"]),
+    (
+        "a downgrade acknowledged from no release",
+        {"istio": {"allowDowngradeFrom": "latest"}},
+        ["istio.allowDowngradeFrom", "'latest'", "MAJOR.MINOR.PATCH"],
+    ),
     ("malformed istio version", {"istio": {"version": "1.30"}}, ["istio.version", "'1.30'", "MAJOR.MINOR.PATCH"]),
     ("cni enabled not a bool", {"istio": {"cni": {"enabled": "yes"}}}, ["cni.enabled", "'yes'", "true or false"]),
     (
