@@ -9,7 +9,7 @@ FORMAT ?= text
 PULUMI_BACKEND_URL ?= file://$(CURDIR)/state
 export PULUMI_BACKEND_URL
 
-.PHONY: plan test lint preview up bench clean
+.PHONY: plan test lint preview up bench restart-plan clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(BIN)/activate: requirements.txt requirements-dev.txt
 
 plan: $(BIN)/activate
 	@$(BIN)/python -m offline --stack $(STACK) --format $(FORMAT)
+
+# Read-only: which workloads the next `pulumi up` would re-inject (KUBECONFIG names the cluster).
+restart-plan: $(BIN)/activate
+	@$(BIN)/python -m restart --stack $(STACK)
 
 test: $(BIN)/activate
 	$(BIN)/python -m pytest

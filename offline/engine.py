@@ -23,8 +23,10 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from settings.rules import PROJECT
+from settings.stack_file import ROOT, available_stacks, stack_config
 
-ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["ROOT", "available_stacks", "stack_config"]  # the tests and `make plan` read stacks through here
+
 UNKNOWN = object()
 """Marker for a value only the cloud can compute (unknown in a preview)."""
 
@@ -176,19 +178,6 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 )
             )
         return response
-
-
-def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
-    """The `config:` map of `Pulumi.<stack>.yaml`."""
-    path = root / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"no stack file {path.name} (stacks: {', '.join(available_stacks(root))})")
-    document = yaml.safe_load(path.read_text()) or {}
-    return dict(document.get("config") or {})
-
-
-def available_stacks(root: Path = ROOT) -> list[str]:
-    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
 
 
 def _config_value(value: Any) -> str:

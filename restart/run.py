@@ -316,6 +316,13 @@ def _report_plan(request: RestartRequest, plan: RestartPlan, progress: Progress)
         )
 
 
+def plan_cluster(request: RestartRequest, *, retry: RetryPolicy | None = None, page_size: int = 500) -> RestartPlan:
+    """What a run of `request` would restart, skip and report now: the same lists and planner, no PATCH."""
+    retry = retry or RetryPolicy()
+    with connect(request.kubeconfig, retry, page_size, len(KINDS)) as cluster:
+        return _plan(request, _list_cluster(cluster))
+
+
 def _by_reason(reasons: Mapping[WorkloadRef, tuple[str, ...]]) -> dict[str, list[str]]:
     """`{reason: ["Kind/namespace/name", ...]}`: a workload re-injected for two reasons is under both."""
     grouped: dict[str, list[str]] = {}

@@ -1,0 +1,84 @@
+"""`make restart-plan STACK=<stack>`: which workloads the next `pulumi up` would re-inject, and why. Read-only.
+
+It reads the stack's committed settings (`Pulumi.<stack>.yaml`), lists the cluster the kubeconfig names
+(`--kubeconfig`, else `$KUBECONFIG`, else `~/.kube/config`) with the restart's own lists and planner, and
+prints the plan by namespace and reason. It never patches anything; the kubeconfig is read, never shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+from restart.objects import WorkloadRef
+from restart.plan import RestartPlan, name_list
+from restart.request import RestartError, RestartRequest
+from restart.run import plan_cluster
+from settings.model import ConfigError
+from settings.stack_file import available_stacks, stack_settings
+
+SHOWN_PER_NAMESPACE = 10
+"""Names listed per namespace; a pull-request comment must stay readable for a cluster of thousands."""
+
+
+def _by_namespace(refs: Iterable[WorkloadRef], why: dict[WorkloadRef, str]) -> list[str]:
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for ref in sorted(refs):
+        grouped[ref.namespace].append(f"{ref.kind}/{ref.name}" + (f" ({why[ref]})" if why.get(ref) else ""))
+    return [
+        f"  - `{namespace}` ({len(names)}): {name_list(names, limit=SHOWN_PER_NAMESPACE)}"
+        for namespace, names in grouped.items()
+    ]
+
+
+def render(stack: str, request: RestartRequest, plan: RestartPlan) -> str:
+    """The plan as Markdown: counts first, then the first names by namespace."""
+    reasons = {ref: ", ".join(plan.reasons.get(ref, ())) for ref in (*plan.restart, *plan.recheck)}
+    redirection = "the CNI plugin (istio-validation)" if request.cni_enabled else "istio-init"
+    lines = [
+        f"**Sidecar restart plan for `{stack}`**: pods should run {redirection} and `{request.proxy_image}`.",
+        "",
+        f"- {len(plan.restart)} workloads to restart" + (":" if plan.restart else ""),
+        *_by_namespace(plan.restart, reasons),
+    ]
+    if plan.recheck:
+        lines += [f"- {len(plan.recheck)} restarted earlier for this change, still rolling out:"]
+        lines += _by_namespace(plan.recheck, reasons)
+    if plan.manual:
+        lines += [f"- {len(plan.manual)} need a manual restart:"]
+        lines += _by_namespace(plan.manual, {ref: str(reason) for ref, reason in plan.manual.items()})
+    counts: dict[str, int] = defaultdict(int)
+    for reason in plan.skipped.values():
+        counts[str(reason)] += 1
+    skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(counts.items()))
+    lines.append(f"- skipped: {skipped or 'none'}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make restart-plan", description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="dev", help=f"stack to plan ({', '.join(available_stacks())})")
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)")
+    args = parser.parse_args(argv)
+    path = Path(args.kubeconfig or os.environ.get("KUBECONFIG") or Path.home() / ".kube/config")
+    try:
+        settings = stack_settings(args.stack)
+        kubeconfig = path.read_text()
+        request = RestartRequest.declared(settings.istio, settings.restart, kubeconfig)
+        plan = plan_cluster(request)
+    except (ConfigError, RestartError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot read {exc.filename or path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    sys.stdout.write(render(args.stack, request, plan))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

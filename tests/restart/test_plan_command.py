@@ -1,0 +1,40 @@
+"""`make restart-plan`: the next `pulumi up`'s re-injections, printed from the real cluster, nothing patched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from restart.__main__ import main
+from tests.controlplane.cluster import Cluster
+from tests.controlplane.faults import FaultProxy
+from tests.controlplane.namespaces import Namespaces
+from tests.controlplane.workloads import create, deployment, pod
+from tests.restart.test_cluster import INJECTION, inject_for_cni, rolled_out
+
+
+@pytest.mark.cluster
+def test_it_prints_what_up_would_restart_by_namespace_and_reason_and_patches_nothing(
+    cluster: Cluster, namespaces: Namespaces, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inject_for_cni(cluster, False)
+    shop = namespaces.create("shop", INJECTION)
+    create(cluster.api, shop, deployment("cart"), deployment("web"), pod("debug"))
+    rolled_out(cluster, shop, [("Deployment", "cart"), ("Deployment", "web")])
+    inject_for_cni(cluster, True)  # the dev stack declares the CNI: every pod above needs re-injection
+    kubeconfig = tmp_path / "kubeconfig"
+    with FaultProxy(cluster.control_plane.server, cluster.control_plane.ca_file) as proxy:
+        kubeconfig.write_text(proxy.kubeconfig(cluster.kubeconfig()))
+        assert main(["--stack", "dev", "--kubeconfig", str(kubeconfig)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("**Sidecar restart plan for `dev`**: pods should run the CNI plugin (istio-validation)")
+    assert f"  - `{shop}` (2): Deployment/cart (redirection), Deployment/web (redirection)\n" in out
+    assert f"  - `{shop}` (1): Pod/debug (barePod)\n" in out
+    assert {seen.method for seen in proxy.requests} == {"GET"}, "read-only"
+    assert cluster.control_plane.token() not in out
+
+
+def test_an_unreadable_kubeconfig_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--stack", "dev", "--kubeconfig", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err == f"error: cannot read {tmp_path / 'missing'}: No such file or directory\n"
