@@ -5,6 +5,7 @@ Nothing runs pods here: `nodes.Kubelets` plays the nodes and `injector.Injector`
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import socket
@@ -32,6 +33,8 @@ SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 # etcd on tmpfs: this etcd (3.4) has no --unsafe-no-fsync, and fsync on a real disk makes 2,000-pod tests slow.
 _FAST_DISK = Path("/dev/shm")
 _POLL_SECONDS = 0.1
+_DIR_PREFIX = "aks-istio-kube-"
+_OWNER_FILE = "owner.pid"
 
 
 class StartupError(RuntimeError):
@@ -140,16 +143,20 @@ class ControlPlane:
                 for user, token in self._tokens.items()
             )
         )
-        etcd = self._start_etcd(etcd_client, etcd_peer)
-        _wait(etcd, deadline, lambda: _http_ok(f"http://127.0.0.1:{etcd_client}/health"), "etcd /health")
         cert_dir = self.workdir / "certs"
         self.ca_file = cert_dir / "apiserver.crt"
-        apiserver = self._start_apiserver(etcd_client, apiserver_port, cert_dir, sa_key, sa_pub, tokens)
-        _wait(apiserver, deadline, self._apiserver_ready, "kube-apiserver /readyz")
-        controller_manager = self._start_controller_manager(sa_key)
+        # Started together, each waiting for the one before as it does in a cluster: the API server retries etcd,
+        # the controller-manager waits for the API server's /healthz. Only the CA must be complete first.
+        started = [
+            self._start_etcd(etcd_client, etcd_peer),
+            self._start_apiserver(etcd_client, apiserver_port, cert_dir, sa_key, sa_pub, tokens),
+        ]
+        _wait(started, deadline, lambda: self._apiserver_status() is not None, "kube-apiserver to serve TLS")
+        started.append(self._start_controller_manager(sa_key))
+        _wait(started[:2], deadline, lambda: self._apiserver_status() == 200, "kube-apiserver /readyz")
         with self.api_client() as admin:
             core = client.CoreV1Api(admin)
-            _wait(controller_manager, deadline, lambda: _default_service_account(core), "the default ServiceAccount")
+            _wait(started, deadline, lambda: _default_service_account(core), "the default ServiceAccount")
 
     def _start_etcd(self, client_port: int, peer_port: int) -> Process:
         data_dir = self._mkdtemp(_FAST_DISK if _FAST_DISK.is_dir() else None) / "etcd"
@@ -226,15 +233,40 @@ class ControlPlane:
         return process
 
     def _mkdtemp(self, parent: Path | None) -> Path:
-        path = Path(tempfile.mkdtemp(prefix="aks-istio-kube-", dir=parent))
+        _remove_abandoned(Path(parent or tempfile.gettempdir()))
+        path = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX, dir=parent))
         self._dirs.append(path)
+        (path / _OWNER_FILE).write_text(str(os.getpid()))
         return path
 
-    def _apiserver_ready(self) -> bool:
-        if not self.ca_file.exists():
-            return False
-        context = ssl.create_default_context(cafile=str(self.ca_file))
-        return _http_ok(f"{self.server}/readyz", context, self._tokens[ADMIN])
+    def _apiserver_status(self) -> int | None:
+        """The HTTP status of GET /readyz, verified against the CA; None while no TLS connection succeeds."""
+        request = urllib.request.Request(f"{self.server}/readyz", headers={"Authorization": f"Bearer {self.token()}"})
+        try:
+            context = ssl.create_default_context(cafile=str(self.ca_file))  # absent or half written: SSLError
+            with urllib.request.urlopen(request, timeout=2, context=context) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except (urllib.error.URLError, OSError):
+            return None
+
+
+def _remove_abandoned(parent: Path) -> None:
+    """Removes folders of test runs that were killed (SIGKILL leaves them; on /dev/shm they hold memory)."""
+    for folder in parent.glob(f"{_DIR_PREFIX}*"):
+        try:
+            owner = int((folder / _OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # being created right now, or not ours
+        if owner <= 0:  # os.kill would address a process group
+            continue
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, someone else's
 
 
 def _free_ports(count: int) -> list[int]:
@@ -249,15 +281,6 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _http_ok(url: str, context: ssl.SSLContext | None = None, token: str | None = None) -> bool:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    try:
-        with urllib.request.urlopen(request, timeout=2, context=context) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def _default_service_account(core: client.CoreV1Api) -> bool:
     """The serviceaccount controller's first act: proof that the controller-manager is up and syncing."""
     try:
@@ -269,10 +292,13 @@ def _default_service_account(core: client.CoreV1Api) -> bool:
     return True
 
 
-def _wait(process: Process, deadline: float, ready: Callable[[], bool], what: str) -> None:
+def _wait(processes: Sequence[Process], deadline: float, ready: Callable[[], bool], what: str) -> None:
+    """Polls `ready`; fails with the log of a component that exited, or of the newest one on timeout."""
     while not ready():
-        if not process.running():
-            raise StartupError(f"{process.name} exited while waiting for {what}:\n{process.tail()}")
+        for process in processes:
+            if not process.running():
+                raise StartupError(f"{process.name} exited while waiting for {what}:\n{process.tail()}")
         if time.monotonic() > deadline:
-            raise StartupError(f"timed out waiting for {what}; {process.name} log:\n{process.tail()}")
+            newest = processes[-1]
+            raise StartupError(f"timed out waiting for {what}; {newest.name} log:\n{newest.tail()}")
         time.sleep(_POLL_SECONDS)

@@ -1,5 +1,8 @@
 """pytest fixtures for tests against the real control plane (mark them `@pytest.mark.cluster`).
 
+Registered once for the whole suite by `pytest_plugins` in tests/conftest.py. Do not also import these into a
+folder's conftest: pytest would then hold two definitions, and start a second session-wide control plane.
+
 - `kube_binaries` (session): the `Binaries` to start a control plane of one's own; skips when one is missing.
 - `control_plane` (session): the shared `Cluster` (3 nodes, injector with revision `1-30-3` tagged `default`).
 - `cluster` (function): the same `Cluster`, and after the test the injector's revisions and tags, the kubelets'
@@ -9,7 +12,11 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 import pytest
 
@@ -23,15 +30,35 @@ def kube_binaries() -> Binaries:
     """etcd, kube-apiserver and kube-controller-manager; skips the test when one is missing."""
     binaries, missing = find_binaries()
     if binaries is None:
-        pytest.skip(missing)
+        pytest.skip(missing or "no binaries")
     return binaries
 
 
 @pytest.fixture(scope="session")
 def control_plane(kube_binaries: Binaries) -> Iterator[Cluster]:
-    # Teardown also runs on KeyboardInterrupt (pytest finishes the session); processes.py covers harder exits.
-    with running_cluster(kube_binaries) as cluster:
+    # Teardown runs on KeyboardInterrupt (pytest still finishes the session). SIGTERM, as CI timeouts send, is
+    # made one too, so that etcd's data on /dev/shm is removed; after SIGKILL the kernel still stops the
+    # components (processes.py), but their temporary folders stay.
+    with _sigterm_interrupts(), running_cluster(kube_binaries) as cluster:
         yield cluster
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt in the main thread, unless someone else already handles it."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if not in_main_thread or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @pytest.fixture

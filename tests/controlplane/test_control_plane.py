@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +20,7 @@ from tests.controlplane.control_plane import ControlPlane, StartupError
 from tests.controlplane.namespaces import Namespaces
 from tests.controlplane.rbac import grant
 from tests.controlplane.sidecar import INIT, PROXY, STATUS_ANNOTATION, VALIDATION
-from tests.controlplane.waiting import pod_ready, wait_for, wait_for_rollout
+from tests.controlplane.waiting import pod_ready, rollout_complete, wait_for, wait_for_rollout
 
 pytestmark = pytest.mark.cluster
 
@@ -70,7 +71,7 @@ def test_deployment_in_an_injected_namespace_becomes_available_with_sidecars(
 def test_a_restartedat_patch_rolls_the_deployment_and_old_pods_terminate_gracefully(
     cluster: Cluster, namespaces: Namespaces
 ) -> None:
-    cluster.kubelets.deletion_delay = 0.5  # long enough to see the old pods terminating
+    cluster.kubelets.deletion_delay = 1.0  # long enough for polling to see every old pod terminating
     namespace = namespaces.create("shop", INJECTED)
     workloads.create(cluster.api, namespace, workloads.deployment("web", 3, strategy=ONE_AT_A_TIME))
     before = wait_for_rollout(cluster.api, "Deployment", namespace, "web")
@@ -91,9 +92,9 @@ def test_a_restartedat_patch_rolls_the_deployment_and_old_pods_terminate_gracefu
             status.get("observedGeneration") == deployment["metadata"]["generation"]
             and status.get("updatedReplicas") == status.get("availableReplicas") == status.get("replicas") == 3
         )
-        return (
-            deployment if done and not workloads.pods(cluster.api, namespace, f"pod-template-hash={old_hash}") else None
-        )
+        if not done or workloads.pods(cluster.api, namespace, f"pod-template-hash={old_hash}"):
+            return None
+        return deployment
 
     after = wait_for(rolled, timeout=60, what="the restarted rollout and the old pods' deletion")
 
@@ -142,10 +143,6 @@ def test_a_daemonset_gets_one_pod_per_node_and_rolls(cluster: Cluster, namespace
     assert sorted(pod["spec"]["nodeName"] for pod in first) == sorted(cluster.nodes)
 
     workloads.rollout_restart(cluster.api, "DaemonSet", namespace, "agent")
-    wait_for(
-        lambda: workloads.read(cluster.api, "DaemonSet", namespace, "agent")["metadata"]["generation"] == 2,
-        what="the template change",
-    )
     wait_for_rollout(cluster.api, "DaemonSet", namespace, "agent")
 
     second = live_pods(cluster.api, namespace, "agent")
@@ -163,10 +160,6 @@ def test_a_statefulset_rolls_pod_by_pod_under_the_same_names(cluster: Cluster, n
     assert sorted(first) == ["db-0", "db-1", "db-2"]
 
     workloads.rollout_restart(cluster.api, "StatefulSet", namespace, "db")
-    wait_for(
-        lambda: workloads.read(cluster.api, "StatefulSet", namespace, "db")["status"].get("observedGeneration") == 2,
-        what="the StatefulSet controller to see the template change",
-    )
     after = wait_for_rollout(cluster.api, "StatefulSet", namespace, "db")
 
     assert after["status"]["updateRevision"] != before["status"]["updateRevision"]
@@ -250,20 +243,23 @@ def test_a_never_ready_hold_stalls_a_rollout_until_released(cluster: Cluster, na
     )
 
     workloads.rollout_restart(cluster.api, "Deployment", namespace, "web")
-    stuck = wait_for(
-        lambda: (
-            [pod for pod in live_pods(cluster.api, namespace, "web") if pod["spec"].get("nodeName")]
-            if len(live_pods(cluster.api, namespace, "web")) == 3
-            else None
-        ),
-        what="the surge pod to be bound",
-    )
-    surge = [pod for pod in stuck if workloads.RESTARTED_AT in pod["metadata"].get("annotations", {})]
-    assert len(surge) == 1
-    assert not pod_ready(surge[0])
+
+    def surge_bound() -> list[dict[str, Any]]:
+        new = [
+            pod
+            for pod in live_pods(cluster.api, namespace, "web")
+            if workloads.RESTARTED_AT in pod["metadata"].get("annotations", {}) and pod["spec"].get("nodeName")
+        ]
+        status = workloads.read(cluster.api, "Deployment", namespace, "web")["status"]
+        return new if status.get("updatedReplicas") == 1 else []
+
+    [surge] = wait_for(surge_bound, what="the surge pod to be bound and counted")
+    time.sleep(10 * cluster.kubelets.ready_delay)  # ample time to become Ready, were it not held
+    assert not pod_ready(workloads.read(cluster.api, "Pod", namespace, surge["metadata"]["name"]))
     deployment = workloads.read(cluster.api, "Deployment", namespace, "web")
     assert deployment["status"]["updatedReplicas"] == 1
     assert deployment["status"]["availableReplicas"] == 2
+    assert not rollout_complete(deployment)
 
     release()
     wait_for_rollout(cluster.api, "Deployment", namespace, "web")
@@ -291,22 +287,19 @@ def test_users_authenticate_with_their_kubeconfig_and_rbac_applies(cluster: Clus
             revoke()
 
 
-def test_a_large_deployment_restarts(cluster: Cluster, namespaces: Namespaces) -> None:
+def test_a_hundred_pod_deployment_restarts(cluster: Cluster, namespaces: Namespaces) -> None:
+    errors_before = len(cluster.kubelets.errors), len(cluster.injector.errors)
     namespace = namespaces.create("big", INJECTED)
-    workloads.create(cluster.api, namespace, workloads.deployment("web", 200))
+    workloads.create(cluster.api, namespace, workloads.deployment("web", 100))
     wait_for_rollout(cluster.api, "Deployment", namespace, "web", timeout=120)
 
     workloads.rollout_restart(cluster.api, "Deployment", namespace, "web")
-    wait_for(
-        lambda: workloads.read(cluster.api, "Deployment", namespace, "web")["status"].get("observedGeneration") == 2,
-        what="the deployment controller to see the template change",
-    )
     wait_for_rollout(cluster.api, "Deployment", namespace, "web", timeout=120)
 
-    assert len(live_pods(cluster.api, namespace, "web")) == 200
-    assert cluster.injector.injections(namespace=namespace) >= 400
-    assert cluster.kubelets.errors == []
-    assert cluster.injector.errors == []
+    assert len(live_pods(cluster.api, namespace, "web")) == 100
+    # At least: a create that fails after admission is retried by the ReplicaSet controller, and counted again.
+    assert cluster.injector.injections(namespace=namespace) >= 200
+    assert (len(cluster.kubelets.errors), len(cluster.injector.errors)) == errors_before
 
 
 def _alive(pid: int) -> bool:

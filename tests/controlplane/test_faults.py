@@ -23,6 +23,8 @@ from tests.controlplane.cluster import Cluster
 from tests.controlplane.faults import EXPIRED_CONTINUE_MESSAGE, Fault, FaultProxy
 from tests.controlplane.kubeconfig import configuration
 from tests.controlplane.namespaces import Namespaces
+from tests.controlplane.raw import read_json
+from tests.controlplane.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -62,6 +64,9 @@ def namespace(namespaces: Namespaces, direct: client.CoreV1Api) -> str:
     name = namespaces.create("faults")
     for item in "abc":
         direct.create_namespaced_config_map(name, {"metadata": {"name": item}, "data": {"value": "0"}})
+    # The controller-manager adds kube-root-ca.crt a moment after the namespace appears: wait for it, so that
+    # every test sees the same four ConfigMaps.
+    wait_for(lambda: len(direct.list_namespaced_config_map(name).items) == 4, what="kube-root-ca.crt")
     return name
 
 
@@ -79,7 +84,6 @@ def test_passes_list_get_patch_and_streams_watch_events(
     patched = core.patch_namespaced_config_map("a", namespace, {"data": {"value": "1"}})
     assert patched.data == {"value": "1"}
     assert direct.read_namespaced_config_map("a", namespace).data == {"value": "1"}
-
     # The change is made only once the watch is open: it must arrive while the stream is still running.
     change = threading.Timer(0.5, direct.patch_namespaced_config_map, ("b", namespace, {"data": {"value": "2"}}))
     started = time.monotonic()
@@ -98,13 +102,21 @@ def test_passes_list_get_patch_and_streams_watch_events(
     assert (event["type"], event["object"].metadata.name, event["object"].data) == ("MODIFIED", "b", {"value": "2"})
     assert time.monotonic() - started < WATCH_SECONDS
 
+    # A large body comes chunked from the API server (Go chunks what outgrows its write buffer).
+    big = "x" * 200_000
+    direct.create_namespaced_config_map(namespace, {"metadata": {"name": "big"}, "data": {"value": big}})
+    raw = core.read_namespaced_config_map("big", namespace, _preload_content=False)
+    assert raw.chunked
+    assert read_json(raw)["data"] == {"value": big}
+
     assert [(s.method, s.status, s.fault, s.reached_server) for s in proxy.requests] == [
         ("GET", 200, None, True),
         ("GET", 200, None, True),
         ("PATCH", 200, None, True),
         ("GET", 200, None, True),
+        ("GET", 200, None, True),
     ]
-    assert proxy.requests[-1].query["watch"] == ["true"]
+    assert proxy.requests[3].query["watch"] == ["true"]
 
 
 def test_429_with_retry_after_seconds(

@@ -20,7 +20,7 @@ class WaitTimeoutError(AssertionError):
     """A condition did not hold in time; an AssertionError so that pytest reports it as a failed test."""
 
 
-def wait_for(condition: Callable[[], T], *, timeout: float = 60.0, interval: float = 0.1, what: str = "") -> T:
+def wait_for(condition: Callable[[], T | None], *, timeout: float = 60.0, interval: float = 0.1, what: str = "") -> T:
     """Calls `condition` until it returns something truthy, and returns that; raises WaitTimeoutError otherwise."""
     deadline = time.monotonic() + timeout
     while True:
