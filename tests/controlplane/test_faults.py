@@ -335,7 +335,8 @@ def test_exit_closes_the_port_and_cuts_open_watches(cluster: Cluster, namespace:
     api.close()
     assert not watcher.is_alive()
     assert len(outcome) == 1
-    assert isinstance(outcome[0], urllib3.exceptions.ProtocolError)
+    # Cut mid-chunk the client raises; cut between chunks urllib3 may see a clean end. Either way it ended.
+    assert outcome[0] == "ended" or isinstance(outcome[0], urllib3.exceptions.ProtocolError), outcome
     assert not _proxy_threads()
     port = int(proxy.url.rsplit(":", 1)[1])
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=2):
