@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 from pulumi.runtime.proto import provider_pb2
 
+from tests.controlplane.cluster import Cluster
+from tests.controlplane.faults import FaultProxy
 from tests.support.kube_emulator import KubeEmulator
 from tests.support.provider_host import TIMEOUT, Host
 
@@ -26,3 +28,11 @@ def host() -> Iterator[Host]:
         yield running
     finally:
         running.close()
+
+
+@pytest.fixture
+def proxy(cluster: Cluster) -> Iterator[FaultProxy]:
+    """A fault and counting proxy in front of the real API server."""
+    with FaultProxy(cluster.control_plane.server, cluster.control_plane.ca_file) as started:
+        yield started
+        assert started.errors == []

@@ -15,18 +15,22 @@ from typing import Any
 
 import pytest
 
-from restart.kube import RetryPolicy
-from restart.request import RestartError, RestartRequest
-from restart.run import RestartOutcome, run_restart
+from restart.request import RestartError
 from tests.controlplane.cluster import Cluster
 from tests.controlplane.faults import Fault, FaultProxy, is_watch
 from tests.controlplane.namespaces import Namespaces
 from tests.controlplane.workloads import create, deployment
-from tests.restart.test_cluster import INJECTION, generations, inject_for_cni, others, rolled_out
+from tests.restart.cluster_helpers import (
+    FAST,
+    INJECTION,
+    generations,
+    inject_for_cni,
+    rolled_out,
+)
+from tests.restart.cluster_helpers import run_via_proxy as run
 
 pytestmark = pytest.mark.cluster
 
-FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=3.0, request_timeout=10.0, watch_window=2.0)
 PATCHES = r"/deployments/[^/]+$"
 APPS = tuple(("Deployment", f"app-{index}") for index in range(3))
 
@@ -40,27 +44,6 @@ def shop(cluster: Cluster, namespaces: Namespaces) -> Iterator[str]:
     rolled_out(cluster, namespace, APPS)
     inject_for_cni(cluster, True)
     yield namespace
-
-
-@pytest.fixture
-def proxy(cluster: Cluster) -> Iterator[FaultProxy]:
-    with FaultProxy(cluster.control_plane.server, cluster.control_plane.ca_file) as started:
-        yield started
-        assert started.errors == []
-
-
-def run(cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy, **overrides: Any) -> RestartOutcome:
-    values: dict[str, Any] = {
-        "kubeconfig": proxy.kubeconfig(cluster.kubeconfig()),
-        "cni_enabled": True,
-        "exclude_namespaces": tuple(others(cluster, namespaces)),
-        "max_concurrent": 2,
-        "wait_for_rollout": False,
-        "timeout_seconds": 60,
-    }
-    page_size = overrides.pop("page_size", 500)
-    values.update(overrides)
-    return run_restart(RestartRequest(**values), lambda _message: None, retry=FAST, page_size=page_size)
 
 
 def restarted_once(cluster: Cluster, namespace: str, before: dict[Any, int]) -> bool:

@@ -8,50 +8,29 @@ old setting where a test needs an istiod that has not loaded the new one.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
-from restart.kube import FIELD_MANAGER, RetryPolicy
+from restart.kube import FIELD_MANAGER
 from restart.objects import FINGERPRINT_ANNOTATION, RESTARTED_AT_ANNOTATION
-from restart.request import RestartError, RestartRequest
-from restart.run import RestartOutcome, run_restart
+from restart.request import RestartError
 from tests.controlplane.cluster import Cluster
 from tests.controlplane.faults import Fault, FaultProxy, is_watch
 from tests.controlplane.namespaces import Namespaces
 from tests.controlplane.rbac import grant
 from tests.controlplane.waiting import wait_for
 from tests.controlplane.workloads import create, daemonset, deployment, pod_template, read
-from tests.restart.test_cluster import INJECTION, inject_for_cni, others, rbac_rules, rolled_out
+from tests.restart.cluster_helpers import (
+    INJECTION,
+    inject_for_cni,
+    rbac_rules,
+    rolled_out,
+)
+from tests.restart.cluster_helpers import run_via_proxy as run
 
 pytestmark = pytest.mark.cluster
-
-FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=3.0, request_timeout=10.0, watch_window=2.0)
-
-
-@pytest.fixture
-def proxy(cluster: Cluster) -> Iterator[FaultProxy]:
-    with FaultProxy(cluster.control_plane.server, cluster.control_plane.ca_file) as started:
-        yield started
-        assert started.errors == []
-
-
-def run(
-    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy, user: str = "admin", **overrides: Any
-) -> RestartOutcome:
-    values: dict[str, Any] = {
-        "kubeconfig": proxy.kubeconfig(overrides.pop("kubeconfig", None) or cluster.kubeconfig(user)),
-        "cni_enabled": True,
-        "exclude_namespaces": tuple(others(cluster, namespaces)),
-        "max_concurrent": 4,
-        "wait_for_rollout": False,
-        "timeout_seconds": 60,
-    }
-    page_size = overrides.pop("page_size", 500)
-    values.update(overrides)
-    return run_restart(RestartRequest(**values), lambda _message: None, retry=FAST, page_size=page_size)
 
 
 def prepared(cluster: Cluster, namespaces: Namespaces, *deployments: str, suffix: str = "shop") -> str:

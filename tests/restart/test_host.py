@@ -14,7 +14,6 @@ its own and excludes all the others, so that what another test left behind is ne
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +30,7 @@ from tests.controlplane.namespaces import Namespaces
 from tests.controlplane.rbac import grant
 from tests.controlplane.workloads import create as create_workloads
 from tests.controlplane.workloads import deployment, pods
-from tests.restart.test_cluster import (
+from tests.restart.cluster_helpers import (
     INJECTION,
     all_redirected_by,
     generations,
@@ -94,13 +93,6 @@ def init_containers(cluster: Cluster, namespace: str, app: str) -> list[set[str]
         for pod in pods(cluster.api, namespace, f"app={app}")
         if not pod["metadata"].get("deletionTimestamp")
     ]
-
-
-@pytest.fixture
-def proxy(cluster: Cluster) -> Iterator[FaultProxy]:
-    with FaultProxy(cluster.control_plane.server, cluster.control_plane.ca_file) as started:
-        yield started
-        assert started.errors == []
 
 
 @pytest.fixture

@@ -11,7 +11,11 @@ from tests.controlplane.cluster import Cluster
 from tests.controlplane.faults import FaultProxy
 from tests.controlplane.namespaces import Namespaces
 from tests.controlplane.workloads import create, deployment, pod
-from tests.restart.test_cluster import INJECTION, inject_for_cni, rolled_out
+from tests.restart.cluster_helpers import (
+    INJECTION,
+    inject_for_cni,
+    rolled_out,
+)
 
 
 @pytest.mark.cluster

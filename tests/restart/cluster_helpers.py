@@ -1,0 +1,111 @@
+"""What the restart tests on the real control plane share: namespaces, the injector's setting, runs, RBAC."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+
+from restart.kube import RetryPolicy
+from restart.request import RestartRequest
+from restart.run import RestartOutcome, run_restart
+from tests.controlplane.cluster import DEFAULT_REVISION, Cluster
+from tests.controlplane.faults import FaultProxy
+from tests.controlplane.namespaces import Namespaces
+from tests.controlplane.waiting import rollout_complete, wait_for
+from tests.controlplane.workloads import pods, read
+from tests.support.provider_host import inputs
+
+FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=3.0, request_timeout=10.0, watch_window=2.0)
+"""Retries in milliseconds, so a test of the retry rules takes seconds."""
+
+INJECTION = {"istio-injection": "enabled"}
+RBAC_FILE = Path(__file__).resolve().parents[2] / "docs/restart-rbac.yaml"
+Workload = tuple[str, str]
+"""(kind, name) in the test's namespace."""
+
+
+def inject_for_cni(cluster: Cluster, enabled: bool) -> None:
+    """What istiod injects once it serves the CNI setting: `istio-validation`, or `istio-init`."""
+    cluster.injector.set_revision(DEFAULT_REVISION, hub="docker.io/istio", tag="1.30.3", cni=enabled)
+
+
+_EXCLUDED: dict[str, list[str]] = {}
+
+
+def others(cluster: Cluster, namespaces: Namespaces) -> list[str]:
+    """Every namespace but this test's (system ones included), as the exclusion list.
+
+    Read once per test: namespaces other tests left behind vanish as the namespace controller deletes them,
+    and a shorter list would be another CNI setting (the fingerprint covers it) for the next run.
+    """
+    if namespaces.prefix not in _EXCLUDED:
+        names = {ns.metadata.name for ns in client.CoreV1Api(cluster.api).list_namespace().items}
+        _EXCLUDED[namespaces.prefix] = sorted(names - set(namespaces.created))
+    return list(_EXCLUDED[namespaces.prefix])
+
+
+def restart_inputs(cluster: Cluster, namespaces: Namespaces, user: str = "admin", **overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {"excludeNamespaces": others(cluster, namespaces), "timeoutSeconds": 120}
+    return inputs(cluster.kubeconfig(user), **{**values, **overrides})
+
+
+def rolled_out(cluster: Cluster, namespace: str, workloads: Iterable[Workload]) -> None:
+    for kind, name in workloads:
+        wait_for(lambda: rollout_complete(read(cluster.api, kind, namespace, name)), what=f"{kind} {name}")  # noqa: B023
+
+
+def generations(cluster: Cluster, namespace: str, workloads: Iterable[Workload]) -> dict[Workload, int]:
+    return {
+        (kind, name): read(cluster.api, kind, namespace, name)["metadata"]["generation"] for kind, name in workloads
+    }
+
+
+def redirections(cluster: Cluster, namespace: str) -> dict[str, set[str]]:
+    """For each running pod (not on its way out): the names of its init containers."""
+    return {
+        p["metadata"]["name"]: {c["name"] for c in p["spec"].get("initContainers", [])}
+        for p in pods(cluster.api, namespace)
+        if not p["metadata"].get("deletionTimestamp") and p.get("status", {}).get("phase") == "Running"
+    }
+
+
+def all_redirected_by(cluster: Cluster, namespace: str, container: str) -> bool:
+    found = redirections(cluster, namespace)
+    return bool(found) and all(container in names for names in found.values())
+
+
+def refs(namespace: str, workloads: Iterable[Workload]) -> list[str]:
+    return sorted(f"{kind}/{namespace}/{name}" for kind, name in workloads)
+
+
+def rbac_rules() -> list[dict[str, Any]]:
+    document = yaml.safe_load(RBAC_FILE.read_text())
+    assert document["kind"] == "ClusterRole"
+    rules: list[dict[str, Any]] = document["rules"]
+    return rules
+
+
+def read_only_rules() -> list[dict[str, Any]]:
+    """The published role without `patch`: it can plan and watch, but restart nothing."""
+    return [{**rule, "verbs": [verb for verb in rule["verbs"] if verb != "patch"]} for rule in rbac_rules()]
+
+
+def run_via_proxy(
+    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy, user: str = "admin", **overrides: Any
+) -> RestartOutcome:
+    """One restart run through `proxy`, confined to this test's namespaces (`page_size` and request fields)."""
+    values: dict[str, Any] = {
+        "kubeconfig": proxy.kubeconfig(overrides.pop("kubeconfig", None) or cluster.kubeconfig(user)),
+        "cni_enabled": True,
+        "exclude_namespaces": tuple(others(cluster, namespaces)),
+        "max_concurrent": 4,
+        "wait_for_rollout": False,
+        "timeout_seconds": 60,
+    }
+    page_size = overrides.pop("page_size", 500)
+    values.update(overrides)
+    return run_restart(RestartRequest(**values), lambda _message: None, retry=FAST, page_size=page_size)
