@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from settings.chart_keys import unknown_extra_keys
+from settings.istio_support import check_kubernetes_support
 from settings.rules import (
     CLUSTER_NAME,
     DNS_LABEL,
@@ -362,6 +363,8 @@ class StackSettings:
                 "false; the policy denies NET_ADMIN/NET_RAW, which the istio-init container of every sidecar pod "
                 "needs without the CNI"
             )
+        if self.cluster.kubernetes_version is not None:
+            check_kubernetes_support(self.istio.version, self.cluster.kubernetes_version)
         name = config_key("mesh.namespaces")
         for namespace in self.mesh.namespaces:
             if namespace in self.istio.cni.exclude_namespaces:

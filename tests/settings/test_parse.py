@@ -73,6 +73,11 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
     ("cluster not an object", {"cluster": ["a"]}, ["aks-istio:cluster", "expected an object"]),
     ("unsupported istio version", {"istio": {"version": "1.22.3"}}, ["istio.version", "'1.22.3'", "1.24 or newer"]),
     (
+        "an Istio release that does not support the cluster's Kubernetes",
+        {"cluster": {"kubernetesVersion": "1.30"}, "istio": {"version": "1.30.3"}},
+        ["istio.version", "'1.30.3'", "kubernetesVersion '1.30'", "supports Kubernetes 1.32, 1.33, 1.34, 1.35, 1.36"],
+    ),
+    (
         "a downgrade acknowledged from no release",
         {"istio": {"allowDowngradeFrom": "latest"}},
         ["istio.allowDowngradeFrom", "'latest'", "MAJOR.MINOR.PATCH"],
