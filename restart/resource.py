@@ -50,13 +50,12 @@ def _check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[pulumi.
         failures.append(pulumi.dynamic.CheckFailure(key, reason))
 
     for key, kind in INPUT_KINDS.items():
-        if inputs[key] is None:
-            if kind in OPTIONAL_KINDS:
-                inputs[key] = ""  # added after the first release: a state written before has none
-            else:
-                fail(key, "is required")
-    for key, kind in INPUT_KINDS.items():
         value = inputs[key]
+        if value is None and kind in OPTIONAL_KINDS:
+            inputs[key] = ""  # added after the first release: a state written before has none
+            continue
+        if value is None:
+            fail(key, "is required")
         if not _known(value):
             continue
         if kind == "boolean" and not isinstance(value, bool):

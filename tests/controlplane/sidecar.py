@@ -130,21 +130,26 @@ def _iptables_args(cni: bool) -> list[str]:
     return [*args, "--run-validation", "--skip-rule-apply"] if cni else args
 
 
+def _non_root_context() -> dict[str, Any]:
+    """What the template gives `istio-proxy` and `istio-validation`: no capabilities, the proxy's own user."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsGroup": _PROXY_UID,
+        "runAsUser": _PROXY_UID,
+        "runAsNonRoot": True,
+    }
+
+
 def _validation_container(revision: Revision) -> dict[str, Any]:
     return {
         "name": VALIDATION,
         "image": revision.image,
         "args": _iptables_args(cni=True),
         "resources": _resources(),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": True,
-            "runAsGroup": _PROXY_UID,
-            "runAsUser": _PROXY_UID,
-            "runAsNonRoot": True,
-        },
+        "securityContext": _non_root_context(),
     }
 
 
@@ -184,15 +189,7 @@ def _proxy_container(revision: Revision) -> dict[str, Any]:
         ],
         "readinessProbe": probe,
         "resources": _resources(),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": True,
-            "runAsGroup": _PROXY_UID,
-            "runAsUser": _PROXY_UID,
-            "runAsNonRoot": True,
-        },
+        "securityContext": _non_root_context(),
         "volumeMounts": [
             {"name": "istiod-ca-cert", "mountPath": "/var/run/secrets/istio"},
             {"name": "istio-data", "mountPath": "/var/lib/istio/data"},
