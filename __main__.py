@@ -7,6 +7,7 @@ import pulumi
 
 from components.cluster import AksCluster, AksClusterArgs
 from components.istio import IstioMesh, IstioMeshArgs
+from components.upgrade_guard import IstioUpgradeGuard
 from restart.resource import SidecarRestart, SidecarRestartArgs
 from settings.stack import load_settings
 
@@ -14,13 +15,18 @@ settings = load_settings()
 
 cluster = AksCluster("platform", AksClusterArgs(settings.cluster))
 
+# First, and alone: its check refuses a move between Istio releases that Istio does not support.
+upgrade_guard = IstioUpgradeGuard("istio-upgrade-guard", settings.istio, settings.mesh)
+
 mesh = IstioMesh(
     "mesh",
     IstioMeshArgs(settings.istio, settings.mesh),
     pulumi.ResourceOptions(providers=[cluster.provider]),
+    gated_by=[upgrade_guard],
 )
 
-# Pods pick up a new redirection or proxy only when recreated, and only once istiod injects it.
+# Pods pick up a new redirection, revision or proxy only when recreated, and only once istiod injects it. A
+# control plane removed from the settings is deleted at the end of the update, after this succeeded.
 restart = SidecarRestart(
     "sidecar-restart",
     SidecarRestartArgs(istio=settings.istio, options=settings.restart, kubeconfig=cluster.kubeconfig),
@@ -33,6 +39,7 @@ pulumi.export("resourceGroupName", cluster.resource_group_name)
 pulumi.export("location", settings.cluster.location)
 pulumi.export("oidcIssuerUrl", cluster.oidc_issuer_url)
 pulumi.export("istioVersion", settings.istio.version)
+pulumi.export("istioCanaryVersion", settings.istio.canary.version if settings.istio.canary else "")
 pulumi.export("istioNamespace", mesh.istio_namespace)
 pulumi.export("cniEnabled", mesh.cni_enabled)
 pulumi.export("cniExcludeNamespaces", mesh.cni_exclude_namespaces)

@@ -1,9 +1,14 @@
 """IstioMesh: Istio from its Helm charts, with the CNI plugin, on the cluster the Provider points at.
 
-Install order: `base` (CRDs) -> `cni` (the node agent, when enabled) -> `istiod` -> the ingress
-`gateway`; the addons after istiod. The application namespaces follow
-istiod when the CNI is enabled and precede it when not, so their Pod Security label never rejects
-what istiod injects.
+Install and upgrade order, as Istio's Helm upgrade guide gives it: `base` (CRDs) -> `cni` (the node agent,
+when enabled) -> `istiod` (and the canary's `istiod-<revision>`, when declared) -> the ingress `gateway`; the
+addons after istiod. The application namespaces follow the control planes when the CNI is enabled and precede
+them when not, so their Pod Security label never rejects what istiod injects.
+
+Revisions: the first install stays unrevisioned (release `istiod`, revision `default`) for the stack's whole
+life, so no existing stack ever replaces it; an in-place upgrade and a promotion upgrade it. A canary is a
+release of its own (`istiod-1-30-3`) that owns the revision tag `canary`: each webhook is created and removed
+with one release, never handed from one to another.
 """
 
 from __future__ import annotations
@@ -17,12 +22,20 @@ from pulumi_kubernetes.core import v1 as core
 from pulumi_kubernetes.helm import v3 as helm
 
 from components.addon_values import addon_charts, tracing_mesh_config
-from components.istio_values import ISTIO_CHART_REPOSITORY, base_values, cni_values, gateway_values, istiod_values
-from settings.model import ISTIO_NAMESPACE, PROJECT, IstioSettings, MeshSettings
+from components.istio_values import (
+    ISTIO_CHART_REPOSITORY,
+    base_values,
+    canary_istiod_values,
+    cni_values,
+    gateway_values,
+    istiod_values,
+)
+from settings.model import CANARY_TAG, ISTIO_NAMESPACE, PROJECT, IstioSettings, MeshSettings
 from settings.operator_manifest import operator_manifest
 
 POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
 INJECTION_LABEL = "istio-injection"
+REVISION_LABEL = "istio.io/rev"
 
 RELEASE_TIMEOUT_SECONDS = 600
 """The CNI DaemonSet rolls out node by node; on a large pool that takes longer than Helm's 5 minutes."""
@@ -36,9 +49,13 @@ class IstioMeshArgs:
     mesh: MeshSettings
 
 
-def application_namespace_labels(cni_enabled: bool) -> dict[str, str]:
-    """Labels of a mesh namespace: sidecar injection, and Pod Security `baseline` when the CNI allows it."""
-    labels = {INJECTION_LABEL: "enabled"}
+def application_namespace_labels(cni_enabled: bool, on_canary: bool = False) -> dict[str, str]:
+    """Labels of a mesh namespace: which control plane injects it, and Pod Security `baseline` when the CNI allows it.
+
+    `istio-injection=enabled` follows the default revision; `istio.io/rev=canary` the canary's tag (the injector
+    webhooks ignore a namespace's `istio.io/rev` while it also has `istio-injection`, so it has one or the other).
+    """
+    labels = {REVISION_LABEL: CANARY_TAG} if on_canary else {INJECTION_LABEL: "enabled"}
     if cni_enabled:
         # The payoff of the CNI plugin: injected pods no longer need NET_ADMIN/NET_RAW, so the
         # namespace can forbid them. Without the plugin, `baseline` would reject istio-init.
@@ -53,6 +70,8 @@ class IstioMesh(pulumi.ComponentResource):
     base_release: helm.Release
     cni_release: helm.Release | None
     istiod_release: helm.Release
+    canary_release: helm.Release | None
+    """The canary control plane `istiod-<revision>`, when `istio.canary` is declared."""
     gateway_release: helm.Release | None
     addon_releases: dict[str, helm.Release]
     application_namespaces: list[core.Namespace]
@@ -66,7 +85,14 @@ class IstioMesh(pulumi.ComponentResource):
     ingress_gateway_namespace: pulumi.Output[str] | None
     operator_manifest: str
 
-    def __init__(self, name: str, args: IstioMeshArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: IstioMeshArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        gated_by: Sequence[pulumi.Resource] = (),
+    ) -> None:
+        """`gated_by`: what every child waits for (the upgrade guard, whose check refuses a bad move first)."""
         super().__init__(f"{PROJECT}:istio:IstioMesh", name, None, opts)
         istio, mesh = args.istio, args.mesh
         # Every value is computed before the first child is registered (the settings checked
@@ -77,6 +103,9 @@ class IstioMesh(pulumi.ComponentResource):
             "istiod": istiod_values(istio, tracing_mesh_config(istio)),
             "gateway": gateway_values(istio),
         }
+        if istio.canary is not None:
+            values["canary"] = canary_istiod_values(istio, tracing_mesh_config(istio))
+        canary = istio.canary
         addons = addon_charts(istio)
         self.operator_manifest = operator_manifest(istio, mesh)
 
@@ -87,7 +116,7 @@ class IstioMesh(pulumi.ComponentResource):
                 # The CNI node agent mounts hostPath volumes and runs privileged.
                 "labels": {POD_SECURITY_ENFORCE: "privileged"},
             },
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(gated_by)),
         )
         self.istio_namespace = system_namespace.metadata.apply(lambda m: str(m.name))
 
@@ -118,34 +147,56 @@ class IstioMesh(pulumi.ComponentResource):
             )
 
         def application_namespaces(after: Sequence[pulumi.Resource]) -> list[core.Namespace]:
-            labels = application_namespace_labels(istio.cni.enabled)
+            on_canary = set(canary.namespaces) if canary else set()
             return [
                 core.Namespace(
                     f"{name}-ns-{namespace}",
-                    metadata={"name": namespace, "labels": dict(labels)},
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+                    metadata={
+                        "name": namespace,
+                        "labels": application_namespace_labels(istio.cni.enabled, namespace in on_canary),
+                    },
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[*gated_by, *after]),
                 )
                 for namespace in mesh.namespaces
             ]
 
-        self.base_release = release("base", "istio-base", "base", values["base"], [system_namespace])
+        def control_planes(after: Sequence[pulumi.Resource]) -> list[helm.Release]:
+            self.istiod_release = release("istiod", "istiod", "istiod", values["istiod"], after)
+            self.canary_release = None
+            if canary is not None:
+                # Its own Pulumi name: while a canary exists its version cannot change (the upgrade guard
+                # refuses it), since a second release cannot take over the `canary` tag's webhook.
+                self.canary_release = release(
+                    "istiod-canary",
+                    f"istiod-{canary.revision}",
+                    "istiod",
+                    values["canary"],
+                    after,
+                    version=canary.version,
+                )
+            return [plane for plane in (self.istiod_release, self.canary_release) if plane is not None]
+
+        # `base` and `cni` serve both control planes: they run the newer release.
+        shared_version = istio.shared_chart_version
+        self.base_release = release(
+            "base", "istio-base", "base", values["base"], [system_namespace], version=shared_version
+        )
         previous: list[pulumi.Resource] = [self.base_release]
         self.cni_release = None
         if istio.cni.enabled:
             # Before istiod: pods injected for the CNI would start without traffic redirection if
             # the node agent weren't there yet.
-            self.cni_release = release("cni", "istio-cni", "cni", values["cni"], previous)
-            previous = [self.cni_release]
-            self.istiod_release = release("istiod", "istiod", "istiod", values["istiod"], previous)
+            self.cni_release = release("cni", "istio-cni", "cni", values["cni"], previous, version=shared_version)
+            planes = control_planes([self.cni_release])
             # `baseline` is enforced only once istiod injects without istio-init (CNI turned on);
-            # before that, a pod injected with istio-init would be rejected.
-            self.application_namespaces = application_namespaces([self.istiod_release])
+            # before that, a pod injected with istio-init would be rejected. A namespace moves to the
+            # canary's tag only once the canary's webhook exists.
+            self.application_namespaces = application_namespaces(planes)
         else:
             # The other way round when the CNI is turned off: `baseline` is lifted before istiod
             # starts adding istio-init (NET_ADMIN/NET_RAW), which it would otherwise reject.
             self.application_namespaces = application_namespaces([])
-            after_namespaces = [*previous, *self.application_namespaces]
-            self.istiod_release = release("istiod", "istiod", "istiod", values["istiod"], after_namespaces)
+            planes = control_planes([*previous, *self.application_namespaces])
 
         self.gateway_release = None
         self.ingress_gateway_namespace = None
@@ -161,7 +212,7 @@ class IstioMesh(pulumi.ComponentResource):
                         # added capabilities, so they pass `baseline` with or without the CNI.
                         "labels": {POD_SECURITY_ENFORCE: "baseline"},
                     },
-                    opts=pulumi.ResourceOptions(parent=self),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=list(gated_by)),
                 )
                 gateway_namespace = own_namespace
                 self.ingress_gateway_namespace = own_namespace.metadata.apply(lambda m: str(m.name))
@@ -183,19 +234,20 @@ class IstioMesh(pulumi.ComponentResource):
         for addon in addons:
             # After istiod, whose webhook would otherwise race the addons' own pods; each UI after
             # the data sources it reads (the charts' install order).
-            after: list[pulumi.Resource] = [self.istiod_release, *self.addon_releases.values()]
+            addon_after: list[pulumi.Resource] = [self.istiod_release, *self.addon_releases.values()]
             self.addon_releases[addon.addon] = release(
                 addon.addon,
                 addon.release_name,
                 addon.chart,
                 addon.values,
-                after,
+                addon_after,
                 repository=addon.repository,
                 version=addon.version,
             )
 
         self.rollout_dependencies = [
-            *(release for release in (self.cni_release, self.istiod_release) if release is not None),
+            *([self.cni_release] if self.cni_release is not None else []),
+            *planes,
             *self.application_namespaces,
         ]
         self.cni_enabled = istio.cni.enabled
@@ -203,6 +255,7 @@ class IstioMesh(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "istioVersion": istio.version,
+                "canaryVersion": canary.version if canary else "",
                 "istioNamespace": self.istio_namespace,
                 "cniEnabled": self.cni_enabled,
                 "cniExcludeNamespaces": self.cni_exclude_namespaces,

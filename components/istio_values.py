@@ -13,7 +13,7 @@ from typing import Any
 
 from settings.chart_keys import GLOBAL_KEYS_READ_BY_CHART
 from settings.merging import deep_merge
-from settings.model import IstioSettings
+from settings.model import CANARY_TAG, IstioSettings
 
 ISTIO_CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 
@@ -53,6 +53,20 @@ def istiod_values(istio: IstioSettings, mesh_config_extra: Mapping[str, Any] | N
     if mesh_config:
         values["meshConfig"] = mesh_config
     return _with_global(values, istio.global_values)
+
+
+def canary_istiod_values(istio: IstioSettings, mesh_config_extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The canary's `istiod` chart: the default's values, as revision `1-30-3` with the revision tag `canary`.
+
+    The tag's webhook (`istio-revision-tag-canary`) sends namespaces labelled `istio.io/rev=canary` to it; it is
+    created and removed with this release alone, so no webhook ever changes owner between two releases.
+    """
+    assert istio.canary is not None
+    return {
+        **istiod_values(istio, mesh_config_extra),
+        "revision": istio.canary.revision,
+        "revisionTags": [CANARY_TAG],
+    }
 
 
 def _merge_mesh_config(wiring: Mapping[str, Any], configured: Mapping[str, Any]) -> dict[str, Any]:

@@ -39,8 +39,12 @@ def render(stack: str, request: RestartRequest, plan: RestartPlan) -> str:
     """The plan as Markdown: counts first, then the first names by namespace."""
     reasons = {ref: ", ".join(plan.reasons.get(ref, ())) for ref in (*plan.restart, *plan.recheck)}
     redirection = "the CNI plugin (istio-validation)" if request.cni_enabled else "istio-init"
+    planes = f"`{request.proxy_image}` (revision default)"
+    if request.canary_revision:
+        on_canary = ", ".join(f"`{ns}`" for ns in request.canary_namespaces) or "no namespace yet"
+        planes += f"; on the canary ({on_canary}): `{request.canary_proxy_image}` (revision {request.canary_revision})"
     lines = [
-        f"**Sidecar restart plan for `{stack}`**: pods should run {redirection} and `{request.proxy_image}`.",
+        f"**Sidecar restart plan for `{stack}`**: pods should run {redirection} and {planes}.",
         "",
         f"- {len(plan.restart)} workloads to restart" + (":" if plan.restart else ""),
         *_by_namespace(plan.restart, reasons),

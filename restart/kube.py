@@ -16,6 +16,7 @@ import functools
 import json
 import random
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -63,10 +64,11 @@ class Kind:
     """`core` or `apps`: which client API object serves it."""
     list_method: str
     patch_method: str | None = None
+    namespaced_list_method: str | None = None
 
 
 KINDS: dict[str, Kind] = {
-    "Pod": Kind("Pod", "pods", "core", "list_pod_for_all_namespaces"),
+    "Pod": Kind("Pod", "pods", "core", "list_pod_for_all_namespaces", namespaced_list_method="list_namespaced_pod"),
     "ReplicaSet": Kind("ReplicaSet", "replicasets", "apps", "list_replica_set_for_all_namespaces"),
     "Deployment": Kind(
         "Deployment", "deployments", "apps", "list_deployment_for_all_namespaces", "patch_namespaced_deployment"
@@ -78,6 +80,33 @@ KINDS: dict[str, Kind] = {
         "DaemonSet", "daemonsets", "apps", "list_daemon_set_for_all_namespaces", "patch_namespaced_daemon_set"
     ),
 }
+
+
+class WatchHandle:
+    """Lets another thread end a watch at once, instead of after its window: shutting its socket wakes the read."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._response: Any = None
+        self._closed = False
+
+    def attach(self, response: Any) -> bool:
+        """Keep the watch's response; False when the handle is closed already (the watch must not start)."""
+        with self._lock:
+            self._response = None if self._closed else response
+            return not self._closed
+
+    def detach(self) -> None:
+        with self._lock:
+            self._response = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            response, self._response = self._response, None
+            if response is not None:
+                with contextlib.suppress(ValueError, RuntimeError, OSError):
+                    response.shutdown()  # refused once the response is closed or back in the pool: then it is over
 
 
 class GoneError(Exception):
@@ -166,9 +195,17 @@ class Cluster:
             f"gave up to {verb} {kind.plural} in {self._where(namespace)} after {attempts} attempts: {detail}"
         )
 
-    def list_all(self, kind: Kind) -> Listing:
-        """Every object of a kind, cluster-wide, page by page; restarted once if the continue token expires."""
-        method = self._method(kind, kind.list_method)
+    def list_all(self, kind: Kind, namespace: str | None = None, label_selector: str | None = None) -> Listing:
+        """Every object of a kind, cluster-wide or in one namespace, page by page; restarted if the token expires."""
+        scope: dict[str, Any] = {}
+        if namespace is not None:
+            assert kind.namespaced_list_method is not None
+            method = self._method(kind, kind.namespaced_list_method)
+            scope["namespace"] = namespace
+        else:
+            method = self._method(kind, kind.list_method)
+        if label_selector:
+            scope["label_selector"] = label_selector
         slim = slim_pod if kind.kind == "Pod" else slim_workload
         for _ in range(3):
             items: list[dict[str, Any]] = []
@@ -178,9 +215,10 @@ class Cluster:
                     page = self.request(
                         "list",
                         kind,
-                        None,
+                        namespace,
                         functools.partial(
                             method,
+                            **scope,
                             limit=self._page_size,
                             _continue=token,
                             _preload_content=False,
@@ -224,8 +262,13 @@ class Cluster:
             raise
         return patched
 
-    def watch(self, kind: Kind, resource_version: str, seconds: float) -> Iterator[dict[str, Any]]:
-        """Events of a kind, cluster-wide, from `resource_version` for at most `seconds`; raises GoneError on 410."""
+    def watch(
+        self, kind: Kind, resource_version: str, seconds: float, handle: WatchHandle | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Events of a kind, cluster-wide, from `resource_version` for at most `seconds`; raises GoneError on 410.
+
+        Closing `handle` ends the watch at once (its read raises, or the events end).
+        """
         method = self._method(kind, kind.list_method)
         try:
             response = method(
@@ -241,6 +284,8 @@ class Cluster:
                 raise urllib3.exceptions.HTTPError(f"watch {kind.plural}: HTTP {exc.status}") from exc
             raise self._failure("watch", kind, None, exc) from exc
         try:
+            if handle is not None and not handle.attach(response):
+                return
             for line in _iter_lines(response):
                 event: dict[str, Any] = json.loads(line)
                 if event.get("type") == "ERROR":
@@ -250,6 +295,8 @@ class Cluster:
                     raise RestartError(f"watch {kind.plural} failed: {status.get('message', status)}")
                 yield event
         finally:
+            if handle is not None:
+                handle.detach()
             response.release_conn()
             response.close()
 

@@ -25,6 +25,8 @@ ROLLABLE_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 KNOWN_OWNERS = {("apps", "ReplicaSet"), ("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"),
                 ("batch", "Job")}  # fmt: skip
 """Owner kinds recognised by their API group as well as their kind: `apps.kruise.io` also has a StatefulSet."""
+REVISION_LABEL = "istio.io/rev"
+"""istiod labels each pod it injects with its revision (`default` for an unrevisioned istiod)."""
 POD_TEMPLATE_HASH_LABEL = "pod-template-hash"
 """The Deployment controller names each ReplicaSet `<deployment>-<hash>` and labels its pods with the hash."""
 
@@ -60,6 +62,12 @@ def has_sidecar(pod: Mapping[str, Any]) -> bool:
         c.get("name") == SIDECAR_CONTAINER and c.get("restartPolicy") == "Always"
         for c in _containers(pod, "initContainers")
     )
+
+
+def pod_revision(pod: Mapping[str, Any]) -> str | None:
+    """The revision that injected the pod, or None when its injector did not say."""
+    value = ((pod.get("metadata") or {}).get("labels") or {}).get(REVISION_LABEL)
+    return str(value) if value else None
 
 
 def sidecar_image(pod: Mapping[str, Any]) -> str | None:
@@ -180,6 +188,21 @@ def resolve_owner(pod: Mapping[str, Any], replicasets: Mapping[tuple[str, str], 
     return WorkloadRef(owner_kind(rs_owner), namespace, str(rs_owner.get("name", "")))
 
 
+def selector_query(workload: Mapping[str, Any]) -> str:
+    """The workload's pod selector as a `labelSelector` query (`app=cart,tier in (web,api),!canary`)."""
+    selector = (workload.get("spec") or {}).get("selector") or {}
+    terms = [f"{key}={value}" for key, value in sorted((selector.get("matchLabels") or {}).items())]
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
+        if operator in ("In", "NotIn"):
+            terms.append(f"{key} {operator.lower()} ({','.join(values)})")
+        elif operator == "Exists":
+            terms.append(str(key))
+        elif operator == "DoesNotExist":
+            terms.append(f"!{key}")
+    return ",".join(terms)
+
+
 def template_annotations(workload: Mapping[str, Any]) -> Mapping[str, str]:
     template = (workload.get("spec") or {}).get("template") or {}
     annotations: Mapping[str, str] = (template.get("metadata") or {}).get("annotations") or {}
@@ -203,7 +226,9 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
         "metadata": {
             **{key: meta[key] for key in ("name", "namespace", "ownerReferences", "deletionTimestamp") if key in meta},
             "labels": {
-                key: value for key, value in (meta.get("labels") or {}).items() if key == POD_TEMPLATE_HASH_LABEL
+                key: value
+                for key, value in (meta.get("labels") or {}).items()
+                if key in (POD_TEMPLATE_HASH_LABEL, REVISION_LABEL)
             },
         },
         "spec": {
@@ -236,6 +261,7 @@ def slim_workload(obj: Mapping[str, Any]) -> dict[str, Any]:
         },
         "spec": {
             "replicas": spec.get("replicas"),
+            "selector": spec.get("selector"),
             "paused": spec.get("paused"),
             "updateStrategy": spec.get("updateStrategy"),
             "template": {

@@ -1,12 +1,13 @@
-"""Which workloads a change of the Istio CNI setting has to restart, decided from plain API objects.
+"""Which workloads a change of the declared data plane has to restart, decided from plain API objects.
 
 Every function here is pure: it reads pods and workloads as the Kubernetes API returns them (camelCase
 JSON dicts) and never talks to a cluster, so the whole decision can be tested without one.
 
-A pod needs re-injection when it carries an Istio sidecar whose traffic redirection does not match the
-desired mode: with the CNI plugin, istiod injects an `istio-validation` init container; without it, an
-`istio-init` init container that needs NET_ADMIN/NET_RAW. Pods are recreated by rolling their owning
-workload, the way `kubectl rollout restart` does.
+A pod needs re-injection when it carries an Istio sidecar that differs from what its namespace should run:
+its traffic redirection (with the CNI plugin, istiod injects an `istio-validation` init container; without
+it, an `istio-init` init container that needs NET_ADMIN/NET_RAW), the revision that injected it (the
+`istio.io/rev` label: `default`, or a canary's such as `1-30-3`), or its `istio-proxy` image. Pods are
+recreated by rolling their owning workload, the way `kubectl rollout restart` does.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from restart.objects import (
     is_running,
     metadata_of,
     partition,
+    pod_revision,
     redirection,
     ref_of,
     resolve_owner,
@@ -39,6 +41,8 @@ from restart.objects import (
     sidecar_image,
     template_annotations,
 )
+from restart.request import DataPlane, DeclaredPlanes, RestartRequest
+from settings.model import DEFAULT_REVISION
 
 
 class SkipReason(StrEnum):
@@ -76,13 +80,15 @@ class RestartReason(StrEnum):
     """`istio-init` where the CNI is wanted, or `istio-validation` where it is not."""
     PROXY_VERSION = "proxyVersion"
     """An `istio-proxy` image other than the one istiod injects now (an Istio upgrade, another hub or variant)."""
+    REVISION = "revision"
+    """Injected by another control plane than the namespace's (moved to or from the canary, promoted, rolled back)."""
 
 
 @dataclass(frozen=True)
 class RestartPlan:
     fingerprint: str
     restart: tuple[WorkloadRef, ...]
-    """Workloads to roll, sorted."""
+    """Workloads to roll, in order: the canary's namespaces first, then by namespace, kind and name."""
     skipped: Mapping[WorkloadRef, SkipReason] = field(default_factory=dict)
     manual: Mapping[WorkloadRef, ManualReason] = field(default_factory=dict)
     reasons: Mapping[WorkloadRef, tuple[RestartReason, ...]] = field(default_factory=dict)
@@ -96,28 +102,49 @@ class RestartPlan:
     """
 
 
-def cni_fingerprint(enabled: bool, exclude_namespaces: Iterable[str], proxy_image: str = "") -> str:
+def cni_fingerprint(
+    enabled: bool, exclude_namespaces: Iterable[str], proxy_image: str = "", planes: DeclaredPlanes | None = None
+) -> str:
     """A short stable hash of the declared data plane; the order and repetition of namespaces do not matter.
 
     Without the CNI plugin its exclusion list has no effect, so every disabled setting hashes alike: a
     change of the list alone while the CNI stays off restarts nothing. Without a proxy image (a state
-    written before the restart compared proxies) the hash is the CNI setting's alone, as it was then.
+    written before the restart compared proxies) the hash is the CNI setting's alone, as it was then, and
+    without a canary it is the one the release before canaries computed.
     """
     namespaces = sorted(set(exclude_namespaces)) if enabled else []
     declared: dict[str, Any] = {"enabled": enabled, "excludeNamespaces": namespaces}
-    if proxy_image:
-        declared["proxyImage"] = proxy_image
+    declared.update((planes or _planes(proxy_image)).describe())
     return hashlib.sha256(json.dumps(declared).encode()).hexdigest()[:16]
 
 
-def mismatch(pod: Mapping[str, Any], wanted: Redirection, image: str) -> tuple[RestartReason, ...]:
+def request_fingerprint(request: RestartRequest) -> str:
+    """The fingerprint of the data plane a request declares (what `plan_restart` computes for it)."""
+    return cni_fingerprint(request.cni_enabled, request.exclude_namespaces, planes=request.planes())
+
+
+def _planes(proxy_image: str, canary: DataPlane | None = None, canary_namespaces: Iterable[str] = ()) -> DeclaredPlanes:
+    return DeclaredPlanes(
+        default=DataPlane(DEFAULT_REVISION, proxy_image),
+        canary=canary,
+        canary_namespaces=frozenset(canary_namespaces) if canary else frozenset(),
+    )
+
+
+def mismatch(pod: Mapping[str, Any], wanted: Redirection, plane: DataPlane) -> tuple[RestartReason, ...]:
     """How a sidecar pod differs from the declared data plane (empty: it matches, or has no redirection)."""
     mode = redirection(pod)
+    if mode is Redirection.NONE:
+        return ()
     reasons: list[RestartReason] = []
-    if mode is not Redirection.NONE and mode is not wanted:
+    if mode is not wanted:
         reasons.append(RestartReason.REDIRECTION)
-    if image and mode is not Redirection.NONE and not same_image(sidecar_image(pod) or "", image):
+    if plane.proxy_image and not same_image(sidecar_image(pod) or "", plane.proxy_image):
         reasons.append(RestartReason.PROXY_VERSION)
+    # A pod injected before istiod labelled its pods carries no revision: the image decides then.
+    revision = pod_revision(pod)
+    if revision is not None and revision != plane.revision:
+        reasons.append(RestartReason.REVISION)
     return tuple(reasons)
 
 
@@ -168,14 +195,19 @@ def plan_restart(
     cni_enabled: bool,
     exclude_namespaces: Iterable[str],
     proxy_image: str = "",
+    canary: DataPlane | None = None,
+    canary_namespaces: Iterable[str] = (),
 ) -> RestartPlan:
     """Decide, for every owner of an active pod, whether to restart it, skip it (and why) or leave it to a person.
 
     `workloads` are `(kind, object)` pairs of Deployments, StatefulSets and DaemonSets. `proxy_image` is the
-    `istio-proxy` image istiod injects now; empty compares the redirection only.
+    `istio-proxy` image the default istiod injects (empty: images not compared); `canary` the control plane
+    the `canary_namespaces` should run. The workloads to restart come in rollout order: the canary's
+    namespaces first (a bad canary shows on them), then namespace by namespace.
     """
     excluded = set(exclude_namespaces)
-    fingerprint = cni_fingerprint(cni_enabled, excluded, proxy_image)
+    planes = _planes(proxy_image, canary, canary_namespaces)
+    fingerprint = cni_fingerprint(cni_enabled, excluded, planes=planes)
     wanted = desired_redirection(cni_enabled)
     replicaset_index = {(ref.namespace, ref.name): rs for rs in replicasets for ref in [ref_of("ReplicaSet", rs)]}
     workload_index = {ref_of(kind, obj): obj for kind, obj in workloads}
@@ -190,7 +222,7 @@ def plan_restart(
         state.sidecar = True
         if redirection(pod) is not Redirection.NONE:
             state.redirected = True
-            state.reasons.update(mismatch(pod, wanted, proxy_image))
+            state.reasons.update(mismatch(pod, wanted, planes.of(str(metadata_of(pod).get("namespace", "")))))
 
     restart: list[WorkloadRef] = []
     recheck: list[WorkloadRef] = []
@@ -219,7 +251,7 @@ def plan_restart(
             restart.append(owner)
     return RestartPlan(
         fingerprint=fingerprint,
-        restart=tuple(sorted(restart)),
+        restart=tuple(sorted(restart, key=lambda ref: (ref.namespace not in planes.canary_namespaces, ref))),
         skipped=skipped,
         manual=manual,
         reasons={owner: tuple(sorted(owners[owner].reasons)) for owner in (*restart, *recheck)},
@@ -234,6 +266,8 @@ def mismatched_pods(
     owners: Iterable[WorkloadRef],
     cni_enabled: bool,
     proxy_image: str = "",
+    canary: DataPlane | None = None,
+    canary_namespaces: Iterable[str] = (),
 ) -> dict[WorkloadRef, list[str]]:
     """After rollouts finished: the running pods of `owners` whose sidecar still differs from the declared one.
 
@@ -241,11 +275,13 @@ def mismatched_pods(
     out. What is left means istiod injected the new pods for the old setting.
     """
     wanted = desired_redirection(cni_enabled)
+    planes = _planes(proxy_image, canary, canary_namespaces)
     watched = set(owners)
     replicaset_index = {(ref.namespace, ref.name): rs for rs in replicasets for ref in [ref_of("ReplicaSet", rs)]}
     found: dict[WorkloadRef, list[str]] = {}
     for pod in pods:
-        if not is_running(pod) or not has_sidecar(pod) or not mismatch(pod, wanted, proxy_image):
+        plane = planes.of(str(metadata_of(pod).get("namespace", "")))
+        if not is_running(pod) or not has_sidecar(pod) or not mismatch(pod, wanted, plane):
             continue
         owner = resolve_owner(pod, replicaset_index)
         if owner in watched:

@@ -14,13 +14,49 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from settings.model import IstioSettings, RestartSettings
+from settings.model import DEFAULT_REVISION, IstioSettings, RestartSettings
 
-InputKind = Literal["boolean", "names", "count", "kubeconfig", "image", "version"]
+InputKind = Literal["boolean", "names", "count", "kubeconfig", "image", "revision"]
 
 
-def _input(name: str, kind: InputKind, *, restarts: bool = False) -> dict[str, Any]:
-    return {"input": name, "kind": kind, "restarts": restarts}
+def _input(name: str, kind: InputKind, *, restarts: bool = False, added_later: bool = False) -> dict[str, Any]:
+    """`added_later`: a state written before the input existed lacks it, which means its empty value."""
+    return {"input": name, "kind": kind, "restarts": restarts, "added_later": added_later}
+
+
+@dataclass(frozen=True)
+class DataPlane:
+    """What the sidecar pods of one namespace should run: the control plane's revision and its proxy image."""
+
+    revision: str
+    """`default` or a canary's revision such as `1-30-3` (the `istio.io/rev` label istiod puts on pods)."""
+    proxy_image: str
+    """Empty: the image is not compared (a state written before the restart compared proxies)."""
+
+
+@dataclass(frozen=True)
+class DeclaredPlanes:
+    """The declared data plane: the default control plane's, and the canary's for its namespaces."""
+
+    default: DataPlane
+    canary: DataPlane | None = None
+    canary_namespaces: frozenset[str] = frozenset()
+
+    def of(self, namespace: str) -> DataPlane:
+        return self.canary if self.canary is not None and namespace in self.canary_namespaces else self.default
+
+    def describe(self) -> dict[str, Any]:
+        """The planes as plain data, for the fingerprint: the default's image alone when there is no canary."""
+        described: dict[str, Any] = {}
+        if self.default.proxy_image:
+            described["proxyImage"] = self.default.proxy_image
+        if self.canary is not None:
+            described["canary"] = {
+                "revision": self.canary.revision,
+                "proxyImage": self.canary.proxy_image,
+                "namespaces": sorted(self.canary_namespaces),
+            }
+        return described
 
 
 @dataclass(frozen=True)
@@ -33,10 +69,20 @@ class RestartRequest:
         default=(), metadata=_input("excludeNamespaces", "names", restarts=True)
     )
     """Namespaces the CNI plugin leaves alone: never restarted."""
-    proxy_image: str = field(default="", metadata=_input("proxyImage", "image", restarts=True))
-    """The `istio-proxy` image istiod injects now; pods running another are re-injected (empty: not compared)."""
-    allow_downgrade_from: str = field(default="", metadata=_input("allowDowngradeFrom", "version"))
-    """The Istio version an in-place downgrade is acknowledged from (`aks-istio:istio.allowDowngradeFrom`)."""
+    proxy_image: str = field(default="", metadata=_input("proxyImage", "image", restarts=True, added_later=True))
+    """The `istio-proxy` image the default istiod injects; pods running another are re-injected ("": not compared)."""
+    canary_revision: str = field(
+        default="", metadata=_input("canaryRevision", "revision", restarts=True, added_later=True)
+    )
+    """The canary control plane's revision, e.g. `1-30-3` (empty: no canary)."""
+    canary_proxy_image: str = field(
+        default="", metadata=_input("canaryProxyImage", "image", restarts=True, added_later=True)
+    )
+    """The `istio-proxy` image the canary istiod injects."""
+    canary_namespaces: tuple[str, ...] = field(
+        default=(), metadata=_input("canaryNamespaces", "names", restarts=True, added_later=True)
+    )
+    """The namespaces whose pods should run on the canary; every other one on the default control plane."""
     max_concurrent: int = field(default=10, metadata=_input("maxConcurrent", "count"))
     """Most workload restarts in flight at once."""
     wait_for_rollout: bool = field(default=True, metadata=_input("waitForRollout", "boolean"))
@@ -53,7 +99,9 @@ class RestartRequest:
             # Order and repetition do not change the setting; normalised, a reordered list is no diff.
             exclude_namespaces=tuple(sorted(set(istio.cni.exclude_namespaces))),
             proxy_image=istio.proxy_image,
-            allow_downgrade_from=istio.allow_downgrade_from or "",
+            canary_revision=istio.canary.revision if istio.canary else "",
+            canary_proxy_image=istio.canary_proxy_image,
+            canary_namespaces=tuple(sorted(istio.canary.namespaces)) if istio.canary else (),
             max_concurrent=options.max_concurrent,
             wait_for_rollout=options.wait_for_rollout,
             timeout_seconds=options.timeout_seconds,
@@ -71,11 +119,20 @@ class RestartRequest:
                 values[spec.name] = as_int(value) or 1
             elif kind == "boolean":
                 values[spec.name] = bool(value)
-            elif kind in ("image", "version"):
+            elif kind in ("image", "revision"):
                 values[spec.name] = str(value or "")
             else:
                 values[spec.name] = str(value)
         return cls(**values)
+
+    def planes(self) -> DeclaredPlanes:
+        """What the pods of each namespace should run."""
+        canary = DataPlane(self.canary_revision, self.canary_proxy_image) if self.canary_revision else None
+        return DeclaredPlanes(
+            default=DataPlane(DEFAULT_REVISION, self.proxy_image),
+            canary=canary,
+            canary_namespaces=frozenset(self.canary_namespaces) if canary else frozenset(),
+        )
 
     def inputs(self) -> dict[str, Any]:
         """The property bag of this request (the inverse of `from_inputs`)."""
@@ -90,6 +147,8 @@ INPUT_KINDS: Mapping[str, InputKind] = {
 }
 """Every input property and how it is checked."""
 INPUT_KEYS = tuple(INPUT_KINDS)
+ADDED_LATER_KEYS = tuple(spec.metadata["input"] for spec in fields(RestartRequest) if spec.metadata["added_later"])
+"""Inputs a state written by an earlier release lacks: missing means their empty value."""
 RESTART_KEYS = tuple(spec.metadata["input"] for spec in fields(RestartRequest) if spec.metadata["restarts"])
 """The inputs whose change re-injects sidecars; the others update the state alone."""
 

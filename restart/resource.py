@@ -22,12 +22,18 @@ import pulumi.dynamic
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from restart.plan import cni_fingerprint, summarize
-from restart.request import INPUT_KEYS, INPUT_KINDS, RESTART_KEYS, RestartError, RestartRequest, as_int
+from restart.plan import request_fingerprint, summarize
+from restart.request import (
+    ADDED_LATER_KEYS,
+    INPUT_KEYS,
+    INPUT_KINDS,
+    RESTART_KEYS,
+    RestartError,
+    RestartRequest,
+    as_int,
+)
 from settings.model import IstioSettings, RestartSettings
-from settings.versions import istio_release
 
-OPTIONAL_KINDS = ("image", "version")
 OUTPUT_KEYS = ("restarted", "restartReasons", "skipped", "manualRestart", "fingerprint", "restartedAt")
 
 
@@ -51,8 +57,8 @@ def _check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[pulumi.
 
     for key, kind in INPUT_KINDS.items():
         value = inputs[key]
-        if value is None and kind in OPTIONAL_KINDS:
-            inputs[key] = ""  # added after the first release: a state written before has none
+        if value is None and key in ADDED_LATER_KEYS:
+            inputs[key] = _empty(kind)
             continue
         if value is None:
             fail(key, "is required")
@@ -73,7 +79,7 @@ def _check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[pulumi.
                 fail(key, "must be a whole number of at least 1")
             else:
                 inputs[key] = number
-        elif kind in OPTIONAL_KINDS and not isinstance(value, str):
+        elif kind in ("image", "revision") and not isinstance(value, str):
             fail(key, "must be a string")
         elif kind == "kubeconfig":
             if not isinstance(value, str) or not value.strip():
@@ -85,34 +91,8 @@ def _check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[pulumi.
     return inputs, failures
 
 
-def _image_version(image: Any) -> tuple[int, int, int] | None:
-    """The Istio release of a proxy image `hub/proxyv2:1.30.3[-variant][@digest]`, if its tag names one."""
-    if not isinstance(image, str) or ":" not in image:
-        return None
-    tag = image.split("@", 1)[0].rsplit(":", 1)[1]
-    return istio_release(tag.split("-", 1)[0])
-
-
-def upgrade_refusal(deployed: Any, declared: Any, allow_downgrade_from: Any) -> str | None:
-    """Why an in-place move of the data plane from `deployed` to `declared` (proxy images) is refused, if it is.
-
-    Istio upgrades in place one minor at a time, and goes back one minor only as an acknowledged emergency.
-    """
-    old, new = _image_version(deployed), _image_version(declared)
-    if old is None or new is None or old == new:
-        return None
-    shown_old, shown_new = ".".join(map(str, old)), ".".join(map(str, new))
-    if new[0] != old[0] or new[1] > old[1] + 1:
-        return (
-            f"an in-place upgrade from Istio {shown_old} to {shown_new} skips a minor release; Istio upgrades in "
-            f"place one minor at a time: set aks-istio:istio.version to {old[0]}.{old[1] + 1}.x first"
-        )
-    if new < old and (allow_downgrade_from != shown_old or new[1] < old[1] - 1):
-        return (
-            f"an in-place downgrade from Istio {shown_old} to {shown_new} needs the acknowledgement "
-            f"aks-istio:istio.allowDowngradeFrom: '{shown_old}', and goes back one minor at most"
-        )
-    return None
+def _empty(kind: str) -> Any:
+    return [] if kind == "names" else ""
 
 
 def _progress(message: str) -> None:
@@ -127,14 +107,10 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
     Holds no state, client or credential: everything comes from the property bags of each call.
     """
 
-    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
+        # Which moves between Istio releases are allowed is the upgrade guard's rule (components.upgrade_guard),
+        # checked before any release changes; here only the inputs' own shape.
         inputs, failures = _check_inputs(news)
-        # The deployed version is known here, from the old state: a refused upgrade shows in the preview.
-        refusal = upgrade_refusal(
-            _plain(olds.get("proxyImage")), inputs["proxyImage"], _plain(news.get("allowDowngradeFrom"))
-        )
-        if refusal is not None:
-            failures.append(pulumi.dynamic.CheckFailure("proxyImage", refusal))
         return pulumi.dynamic.CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
@@ -147,10 +123,16 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
         preview) is not a change by itself: it can restart nothing, and `pulumi up` diffs again with the
         real value. An unknown CNI input may well differ, so it counts.
         """
+
+        def value(props: Mapping[str, Any], key: str) -> Any:
+            plain = _plain(props.get(key))
+            # An input a state written before it existed lacks is its empty value, not a change.
+            return _empty(INPUT_KINDS[key]) if plain is None and key in ADDED_LATER_KEYS else plain
+
         return [
             key
             for key in INPUT_KEYS
-            if _plain(olds.get(key)) != _plain(news.get(key)) and (key in RESTART_KEYS or _known(_plain(news.get(key))))
+            if value(olds, key) != value(news, key) and (key in RESTART_KEYS or _known(_plain(news.get(key))))
         ]
 
     @staticmethod
@@ -159,11 +141,7 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
         is off)."""
 
         def fingerprint(props: Mapping[str, Any]) -> str:
-            return cni_fingerprint(
-                bool(_plain(props.get("cniEnabled"))),
-                _plain(props.get("excludeNamespaces")) or (),
-                str(_plain(props.get("proxyImage")) or ""),
-            )
+            return request_fingerprint(RestartRequest.from_inputs({key: _plain(props.get(key)) for key in INPUT_KEYS}))
 
         return fingerprint(olds) != fingerprint(news)
 

@@ -1,42 +1,36 @@
-"""The restart's orchestration: list the cluster, plan, patch, wait for the rollouts, check the new pods.
+"""The restart's orchestration: list the cluster, plan, then restart: through the rollout window, or all at once.
 
 Requests made for one run, whatever the cluster's size:
 - one paginated, cluster-wide list per kind (pods, replicasets, deployments, statefulsets, daemonsets),
   run side by side;
-- exactly one PATCH per workload restarted, at most `max_concurrent` in flight;
-- with `wait_for_rollout`, one watch per restarted kind, started from the list's resourceVersion so that
-  no status change after the patches can be missed (renewed every `watch_window` seconds, so that a
-  failure of another kind's watch is noticed promptly), then one more paginated list of pods to check
-  that the new pods carry the wanted redirection.
+- exactly one PATCH per workload restarted;
+- with `wait_for_rollout`, the rollout window (`restart.window`): at most `max_concurrent` workloads rolling
+  out at once, one watch per restarted kind, one list of each finished workload's pods;
+- without it, the PATCHes alone, at most `max_concurrent` in flight.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import urllib3
-
-from restart.kube import KINDS, Cluster, GoneError, Kind, Listing, RetryPolicy, connect
+from restart.kube import KINDS, Cluster, Listing, RetryPolicy, connect
 from restart.objects import ROLLABLE_KINDS, WorkloadRef, ref_of
 from restart.plan import (
     RestartPlan,
     SkipReason,
-    desired_redirection,
     group_by_reason,
-    mismatched_pods,
     name_list,
     plan_restart,
     restart_patch,
     rfc3339,
 )
 from restart.request import RestartError, RestartRequest
-from restart.rollout import rollout_complete, rollout_failure
+from restart.window import Window, pod_check
 
 Progress = Callable[[str], None]
 
@@ -50,22 +44,6 @@ class RestartOutcome:
     """`{reason: [workloads]}`: why each restarted workload was re-injected (`redirection`, `proxyVersion`)."""
     skipped: dict[str, list[str]]
     manual_restart: dict[str, list[str]]
-
-
-class _Reporter:
-    """Thread-safe "n of m" progress, one line per tenth of the way (and always the last)."""
-
-    def __init__(self, progress: Progress, total: int, verb: str) -> None:
-        self._progress, self._total, self._verb = progress, total, verb
-        self._done = 0
-        self._step = max(1, total // 10)
-        self._lock = threading.Lock()
-
-    def advance(self) -> None:
-        with self._lock:
-            self._done += 1
-            if self._done % self._step == 0 or self._done == self._total:
-                self._progress(f"{self._done} of {self._total} {self._verb}")
 
 
 def _list_cluster(cluster: Cluster) -> dict[str, Listing]:
@@ -84,8 +62,17 @@ def _plan(request: RestartRequest, listings: Mapping[str, Listing]) -> RestartPl
         workloads=[(kind, obj) for kind in ROLLABLE_KINDS for obj in listings[kind].items],
         cni_enabled=request.cni_enabled,
         exclude_namespaces=request.exclude_namespaces,
-        proxy_image=request.proxy_image,
+        **_declared_planes(request),
     )
+
+
+def _declared_planes(request: RestartRequest) -> dict[str, Any]:
+    planes = request.planes()
+    return {
+        "proxy_image": request.proxy_image,
+        "canary": planes.canary,
+        "canary_namespaces": planes.canary_namespaces,
+    }
 
 
 class _NotStarted:
@@ -149,146 +136,6 @@ def _restart_all(
     return generations, deleted
 
 
-def _await_kind(
-    cluster: Cluster,
-    kind: Kind,
-    targets: Mapping[WorkloadRef, int],
-    listing: Listing,
-    deadline: float,
-    retry: RetryPolicy,
-    reporter: _Reporter,
-    stop: threading.Event,
-) -> set[WorkloadRef]:
-    """Follow one kind's watch until every target has rolled out, the deadline passes or `stop` is set.
-
-    Returns the unfinished targets; raises RestartError as soon as a rollout fails for good.
-    """
-    remaining = dict(targets)
-
-    def settle(ref: WorkloadRef, obj: Mapping[str, Any] | None) -> None:
-        if ref not in remaining:
-            return
-        # Failure first, as kubectl checks it: a timed-out Deployment may still report old replicas as ready.
-        if obj is not None and (reason := rollout_failure(kind.kind, obj, remaining[ref])) is not None:
-            raise RestartError(f"the rollout of {ref} failed: {reason}")
-        if obj is None or rollout_complete(kind.kind, obj, remaining[ref]):
-            del remaining[ref]
-            reporter.advance()
-
-    def settle_from(objects: Iterable[Mapping[str, Any]]) -> None:
-        listed = {ref_of(kind.kind, obj): obj for obj in objects}
-        for ref in list(remaining):
-            settle(ref, listed.get(ref))
-
-    # A workload restarted by an earlier run may have finished (or failed) before this run's list.
-    settle_from(listing.items)
-    resource_version, failures = listing.resource_version, 0
-    while remaining and not stop.is_set() and (left := deadline - time.monotonic()) > 0:
-        try:
-            for event in cluster.watch(kind, resource_version, min(retry.watch_window, left)):
-                obj = event.get("object") or {}
-                resource_version = str((obj.get("metadata") or {}).get("resourceVersion") or resource_version)
-                if event.get("type") != "BOOKMARK":
-                    settle(ref_of(kind.kind, obj), None if event.get("type") == "DELETED" else obj)
-                if not remaining or stop.is_set():
-                    break
-            failures = 0
-        except GoneError:
-            # The watch fell too far behind: a fresh list tells the current state and where to resume.
-            fresh = cluster.list_all(kind)
-            settle_from(fresh.items)
-            resource_version = fresh.resource_version
-        except urllib3.exceptions.HTTPError:
-            failures += 1
-            if failures >= retry.attempts:
-                raise
-            time.sleep(min(retry.max_delay, retry.base_delay * 2**failures, max(0.0, deadline - time.monotonic())))
-    return set(remaining)
-
-
-def _wait_for_rollouts(
-    cluster: Cluster,
-    targets: Mapping[WorkloadRef, int],
-    listings: Mapping[str, Listing],
-    timeout_seconds: int,
-    retry: RetryPolicy,
-    progress: Progress,
-) -> None:
-    """Wait for every target's rollout (to at least its generation), one watcher per kind side by side.
-
-    The first watcher to fail stops the others (at their next event or window's end), so a 403 on one
-    kind fails the run promptly instead of after the timeout.
-    """
-    deadline = time.monotonic() + timeout_seconds
-    reporter = _Reporter(progress, len(targets), "rolled out")
-    stop = threading.Event()
-    by_kind: dict[str, dict[WorkloadRef, int]] = {}
-    for ref, generation in targets.items():
-        by_kind.setdefault(ref.kind, {})[ref] = generation
-    unfinished: list[WorkloadRef] = []
-    with ThreadPoolExecutor(max_workers=max(1, len(by_kind)), thread_name_prefix="rollout") as pool:
-        futures = [
-            pool.submit(_await_kind, cluster, KINDS[kind], kinds, listings[kind], deadline, retry, reporter, stop)
-            for kind, kinds in by_kind.items()
-        ]
-        try:
-            for future in as_completed(futures):
-                unfinished.extend(future.result())
-        finally:
-            stop.set()
-    if unfinished:
-        raise RestartError(
-            f"{len(unfinished)} of {len(targets)} rollouts did not finish within {timeout_seconds} s: "
-            f"{name_list(sorted(unfinished))}"
-        )
-
-
-def _verify_pods(
-    cluster: Cluster, owners: Mapping[WorkloadRef, int], listings: Mapping[str, Listing], request: RestartRequest
-) -> None:
-    """Once the rollouts finished: fail if any of their running pods still differs from the declared data plane.
-
-    That happens when istiod had not loaded the new injection setting yet when the pods were created.
-    """
-    left = mismatched_pods(
-        pods=cluster.list_all(KINDS["Pod"]).items,
-        replicasets=listings["ReplicaSet"].items,
-        owners=owners,
-        cni_enabled=request.cni_enabled,
-        proxy_image=request.proxy_image,
-    )
-    if not left:
-        return
-    wanted = f"{desired_redirection(request.cni_enabled)}" + (
-        f" and {request.proxy_image}" if request.proxy_image else ""
-    )
-    described = name_list(f"{owner} (pods {name_list(pods, limit=3)})" for owner, pods in left.items())
-    raise RestartError(
-        f"the rollouts finished, but {len(left)} workloads still run pods without {wanted}: {described}. "
-        "istiod probably injected them before it served the new setting. They are not restarted twice for "
-        "one change: restart them by hand (kubectl rollout restart) once istiod is up to date"
-    )
-
-
-def _wait_and_verify(
-    cluster: Cluster,
-    request: RestartRequest,
-    generations: Mapping[WorkloadRef, int],
-    rechecked: Mapping[WorkloadRef, int],
-    listings: Mapping[str, Listing],
-    retry: RetryPolicy,
-    progress: Progress,
-) -> None:
-    restarted = tuple(str(ref) for ref in sorted(generations))
-    targets = {**rechecked, **generations}
-    try:
-        _wait_for_rollouts(cluster, targets, listings, request.timeout_seconds, retry, progress)
-        _verify_pods(cluster, targets, listings, request)
-    except Exception as exc:
-        done = f"restarted {len(restarted)} workloads ({name_list(restarted)})" if restarted else "restarted nothing"
-        raise RestartError(f"{done}, then: {exc}", restarted) from exc
-
-
 def _current_generations(refs: tuple[WorkloadRef, ...], listings: Mapping[str, Listing]) -> dict[WorkloadRef, int]:
     wanted = set(refs)
     found: dict[WorkloadRef, int] = {}
@@ -299,9 +146,17 @@ def _current_generations(refs: tuple[WorkloadRef, ...], listings: Mapping[str, L
     return found
 
 
+def _planes_text(request: RestartRequest) -> str:
+    text = f"default: {request.proxy_image or 'proxy not compared'}"
+    if request.canary_revision:
+        namespaces = ", ".join(request.canary_namespaces) or "no namespace yet"
+        text += f"; canary {request.canary_revision}: {request.canary_proxy_image} for {namespaces}"
+    return text
+
+
 def _report_plan(request: RestartRequest, plan: RestartPlan, progress: Progress) -> None:
     progress(
-        f"CNI {'enabled' if request.cni_enabled else 'disabled'}, proxy {request.proxy_image or 'not compared'} "
+        f"CNI {'enabled' if request.cni_enabled else 'disabled'}, {_planes_text(request)} "
         f"(fingerprint {plan.fingerprint}): "
         f"{len(plan.restart)} workloads to restart, {len(plan.skipped)} skipped, "
         f"{len(plan.manual)} need a manual restart"
@@ -349,11 +204,22 @@ def run_restart(
         _report_plan(request, plan, progress)
         restarted_at = rfc3339(now())
         body = restart_patch(plan.fingerprint, restarted_at)
-        generations, deleted = _restart_all(cluster, plan, body, request.max_concurrent, progress)
-        # Restarted by an earlier run: awaited at the generation that restart produced, never patched again.
-        rechecked = _current_generations(plan.recheck, listings)
-        if request.wait_for_rollout and (generations or rechecked):
-            _wait_and_verify(cluster, request, generations, rechecked, listings, retry, progress)
+        if request.wait_for_rollout:
+            window = Window(
+                cluster,
+                width=request.max_concurrent,
+                timeout_seconds=request.timeout_seconds,
+                retry=retry,
+                progress=progress,
+                verify=pod_check(cluster, request, listings["ReplicaSet"]),
+            )
+            # Restarted by an earlier run: awaited at the generation that restart produced, never patched again.
+            rechecked = _current_generations(plan.recheck, listings)
+            rolled = window.run(plan.restart, rechecked, listings, body, plan.reasons)
+            restarted, deleted = list(rolled.restarted), list(rolled.deleted)
+        else:
+            generations, deleted = _restart_all(cluster, plan, body, request.max_concurrent, progress)
+            restarted = list(generations)
     skipped: dict[WorkloadRef, Any] = dict(plan.skipped)
     skipped.update({ref: SkipReason.DELETED_BEFORE_RESTART for ref in deleted})
     recheck_reason = (
@@ -363,8 +229,8 @@ def run_restart(
     return RestartOutcome(
         fingerprint=plan.fingerprint,
         restarted_at=restarted_at,
-        restarted=tuple(str(ref) for ref in sorted(generations)),
-        restart_reasons=_by_reason({ref: plan.reasons.get(ref, ()) for ref in generations}),
+        restarted=tuple(str(ref) for ref in sorted(restarted)),
+        restart_reasons=_by_reason({ref: plan.reasons.get(ref, ()) for ref in restarted}),
         skipped=group_by_reason(skipped),
         manual_restart=group_by_reason(plan.manual),
     )

@@ -20,14 +20,16 @@ SUPPORTED_KUBERNETES: dict[tuple[int, int], tuple[str, ...]] = {
 }
 
 
-def check_kubernetes_support(istio_version: str, kubernetes_version: str) -> None:
+def check_kubernetes_support(
+    istio_version: str, kubernetes_version: str, name: str = config_key("istio.version")
+) -> None:
     """A ConfigError unless the Istio release supports the Kubernetes version (or is not in the table)."""
     release = istio_release(istio_version)
     supported = SUPPORTED_KUBERNETES.get(release[:2]) if release else None
     if supported is None or ".".join(kubernetes_version.split(".")[:2]) in supported:
         return
     raise ConfigError(
-        f"{config_key('istio.version')}: '{istio_version}' is not allowed with "
+        f"{name}: '{istio_version}' is not allowed with "
         f"{config_key('cluster.kubernetesVersion')} '{kubernetes_version}'; Istio {istio_version.rsplit('.', 1)[0]} "
         f"supports Kubernetes {', '.join(supported)} (istio.io, supported releases)"
     )

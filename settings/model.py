@@ -13,191 +13,37 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from settings.chart_keys import unknown_extra_keys
+from settings.cluster_model import ClusterSettings
 from settings.istio_support import check_kubernetes_support
 from settings.rules import (
-    CLUSTER_NAME,
     DNS_LABEL,
-    GUID,
-    K8S_VERSION,
     PROJECT,
     RELEASE_NAME,
-    RESOURCE_GROUP,
-    VM_SIZE,
-    ZONE,
     ConfigError,
     config_key,
     not_allowed,
     preexisting,
-    require_choice,
     require_match,
     require_names,
     require_range,
     show,
 )
-from settings.versions import check_supported_version
+from settings.versions import check_supported_version, istio_release, minors_apart, revision_name
 
 SYSTEM_NAMESPACES: tuple[str, ...] = ("istio-system", "kube-system", "kube-node-lease", "kube-public")
 """Namespaces kept out of the CNI plugin: the mesh itself and the Kubernetes control-plane ones."""
 
 ISTIO_NAMESPACE = "istio-system"
 DEFAULT_ISTIO_VERSION = "1.30.3"
-
-NETWORK_PLUGINS = ("azure-overlay", "azure", "kubenet")
-UPGRADE_CHANNELS = ("none", "patch", "stable", "rapid", "node-image")
-LOGIN_MODES = ("azurecli", "workloadidentity", "spn", "msi")
-"""kubelogin modes that work without a person at the keyboard (CI, the restart provider)."""
-
-__all__ = ["PROJECT", "ConfigError"]  # re-exported: every layer imports the error from the model
-
-
-@dataclass(frozen=True)
-class NodePoolSettings:
-    vm_size: str
-    """Azure VM size of the pool's nodes, e.g. `Standard_D4ds_v5`."""
-    count: int
-    """Initial node count (the fixed count when autoscaling is off)."""
-    min_count: int | None = None
-    """Autoscaler lower bound; autoscaling is on when `min_count` and `max_count` are both set."""
-    max_count: int | None = None
-    """Autoscaler upper bound."""
-    zones: tuple[str, ...] = ()
-    """Availability zones the pool spreads over (empty: no zone pinning)."""
-
-    @property
-    def autoscaling(self) -> bool:
-        return self.min_count is not None and self.max_count is not None
-
-    def check(self, prefix: str, minimum_count: int) -> None:
-        """The pool's rules; `prefix` is its config key (`aks-istio:cluster.systemPool`)."""
-        require_match(f"{prefix}.vmSize", self.vm_size, VM_SIZE, "an Azure VM size such as Standard_D4ds_v5")
-        require_range(f"{prefix}.count", self.count, minimum_count, 1000)
-        if self.min_count is not None:
-            require_range(f"{prefix}.minCount", self.min_count, minimum_count, 1000)
-        if self.max_count is not None:
-            require_range(f"{prefix}.maxCount", self.max_count, max(minimum_count, 1), 1000)
-        require_names(f"{prefix}.zones", self.zones, ZONE, "availability zones '1', '2' or '3'")
-        if (self.min_count is None) != (self.max_count is None):
-            raise ConfigError(
-                f"{prefix}: minCount and maxCount go together (autoscaling); "
-                f"got minCount={self.min_count}, maxCount={self.max_count}"
-            )
-        if self.min_count is not None and self.max_count is not None:
-            if self.min_count > self.max_count:
-                raise ConfigError(
-                    f"{prefix}.minCount: {self.min_count} is not allowed; expected at most maxCount ({self.max_count})"
-                )
-            if not self.min_count <= self.count <= self.max_count:
-                raise ConfigError(
-                    f"{prefix}.count: {self.count} is not allowed; expected between minCount ({self.min_count}) "
-                    f"and maxCount ({self.max_count})"
-                )
+DEFAULT_REVISION = "default"
+"""The revision an unrevisioned istiod serves: pods it injects carry `istio.io/rev: default`."""
+CANARY_TAG = "canary"
+"""The revision tag of the canary control plane: namespaces labelled `istio.io/rev=canary` use it."""
+CANARY_MAX_MINORS = 2
+"""Istio's canary upgrade may skip one minor release: the canary is at most two minors above `version`."""
 
 
-@dataclass(frozen=True)
-class EntraIdSettings:
-    admin_group_object_ids: tuple[str, ...]
-    """Entra ID groups whose members are cluster admins (Azure RBAC role assignments grant the rest)."""
-    login_mode: str = "azurecli"
-    """How kubelogin signs in wherever the kubeconfig is used: `azurecli`, `workloadidentity`, `spn` or `msi`."""
-
-    def __post_init__(self) -> None:
-        prefix = config_key("cluster.entraId")
-        require_names(
-            f"{prefix}.adminGroupObjectIds", self.admin_group_object_ids, GUID, "Entra ID group object IDs (GUIDs)"
-        )
-        if not self.admin_group_object_ids:
-            raise ConfigError(
-                f"{prefix}.adminGroupObjectIds: not set; expected at least one Entra ID group object ID, "
-                "since local accounts are disabled and someone must be able to administer the cluster"
-            )
-        require_choice(f"{prefix}.loginMode", self.login_mode, LOGIN_MODES)
-
-
-@dataclass(frozen=True)
-class ClusterSettings:
-    name: str
-    """AKS cluster name (default `aks-istio-<stack>`)."""
-    resource_group_name: str
-    """Resource group that holds the cluster (default `rg-aks-istio-<stack>`)."""
-    environment: str
-    """The stack name; tagged on every Azure resource as `environment`."""
-    location: str
-    """Azure region (`azure-native:location`)."""
-    system_pool: NodePoolSettings
-    """The `System` mode pool that runs the control-plane add-ons and the mesh."""
-    kubernetes_version: str | None = None
-    """`MAJOR.MINOR` or `MAJOR.MINOR.PATCH`; None lets AKS pick its default version."""
-    user_pool: NodePoolSettings | None = None
-    """Optional `User` mode pool for application workloads."""
-    network_plugin: str = "azure-overlay"
-    """`azure-overlay` (Azure CNI overlay), `azure` (Azure CNI, pod IPs from the VNet) or `kubenet`."""
-    auto_upgrade_channel: str = "patch"
-    """AKS auto-upgrade channel: `none`, `patch`, `stable`, `rapid` or `node-image`."""
-    entra_id: EntraIdSettings | None = None
-    """Entra ID sign-in with Azure RBAC and no local accounts (None: the cluster issues its own credentials)."""
-    azure_policy: bool = False
-    """Azure Policy add-on denying capabilities beyond Pod Security baseline's (NET_ADMIN, NET_RAW...) outside
-    istio-system, the kube-* namespaces and gatekeeper-system; needs the CNI."""
-    tags: Mapping[str, str] = field(default_factory=dict)
-    """Extra Azure tags, merged with `environment` and `managed-by`."""
-
-    def __post_init__(self) -> None:
-        if not self.location:
-            raise ConfigError("azure-native:location: not set; expected an Azure region such as westeurope")
-        for name, value, pattern, allowed in (
-            (
-                "name",
-                self.name,
-                CLUSTER_NAME,
-                "1-63 letters, digits, '-' or '_', starting and ending with a letter or digit",
-            ),
-            (
-                "resourceGroupName",
-                self.resource_group_name,
-                RESOURCE_GROUP,
-                "1-90 letters, digits, '-', '_', '.', '(' or ')', not ending with '.'",
-            ),
-        ):
-            require_match(config_key(f"cluster.{name}"), value, pattern, allowed)
-        if self.kubernetes_version is not None:
-            require_match(
-                config_key("cluster.kubernetesVersion"),
-                self.kubernetes_version,
-                K8S_VERSION,
-                "a Kubernetes version MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. 1.33",
-            )
-        require_choice(config_key("cluster.autoUpgradeChannel"), self.auto_upgrade_channel, UPGRADE_CHANNELS)
-        self._check_version_against_channel()
-        self.system_pool.check(config_key("cluster.systemPool"), minimum_count=1)
-        if self.user_pool is not None:
-            self.user_pool.check(config_key("cluster.userPool"), minimum_count=0)
-        require_choice(config_key("cluster.networkPlugin"), self.network_plugin, NETWORK_PLUGINS)
-        for name, value in self.tags.items():
-            if len(name) > 512 or len(value) > 256:
-                raise ConfigError(
-                    f"{config_key('cluster.tags')}.{name}: {show(value)} is not allowed; expected names up to 512 "
-                    "characters and values up to 256"
-                )
-
-    def _check_version_against_channel(self) -> None:
-        """AKS moves the version on these channels; a pinned one would show as a downgrade in every preview."""
-        version, channel, name = (
-            self.kubernetes_version,
-            self.auto_upgrade_channel,
-            config_key("cluster.kubernetesVersion"),
-        )
-        if version is None:
-            return
-        if channel in ("stable", "rapid"):
-            raise ConfigError(
-                f"{name}: '{version}' is not allowed with autoUpgradeChannel '{channel}', which upgrades minor "
-                "versions; leave kubernetesVersion unset, or use the channel patch, node-image or none"
-            )
-        if channel == "patch" and version.count(".") == 2:
-            raise ConfigError(
-                f"{name}: '{version}' is not allowed with autoUpgradeChannel 'patch', which upgrades patch "
-                "versions; give MAJOR.MINOR (e.g. '1.33'), or use the channel node-image or none"
-            )
+__all__ = ["PROJECT", "ClusterSettings", "ConfigError"]  # re-exported: the stack's settings in one import
 
 
 @dataclass(frozen=True)
@@ -267,6 +113,22 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True)
+class CanarySettings:
+    version: str
+    """Istio release of the second control plane (revision `1-30-3` for 1.30.3, tag `canary`)."""
+    namespaces: tuple[str, ...] = ()
+    """Mesh namespaces on the canary now (labelled `istio.io/rev=canary`); the others stay on the default."""
+
+    @property
+    def revision(self) -> str:
+        return revision_name(self.version)
+
+    def __post_init__(self) -> None:
+        check_supported_version(self.version, config_key("istio.canary.version"))
+        require_names(config_key("istio.canary.namespaces"), self.namespaces, DNS_LABEL, "mesh namespace names")
+
+
+@dataclass(frozen=True)
 class IstioSettings:
     version: str = DEFAULT_ISTIO_VERSION
     """Istio chart version, `MAJOR.MINOR.PATCH`, 1.24 or newer."""
@@ -283,17 +145,39 @@ class IstioSettings:
     """IstioOperator YAML file these settings were (partly) read from, if any."""
     allow_downgrade_from: str | None = None
     """Acknowledges one in-place downgrade: the Istio version deployed now, from which `version` goes back."""
+    canary: CanarySettings | None = None
+    """A second control plane beside the default one, for a canary upgrade by revision."""
 
     @property
     def proxy_image(self) -> str:
-        """The `istio-proxy` image istiod injects: `<global.hub>/<global.proxy.image>:<version>[-<global.variant>]`."""
+        """The `istio-proxy` image the default istiod injects."""
+        return self.proxy_image_of(self.version)
+
+    @property
+    def canary_proxy_image(self) -> str:
+        """The `istio-proxy` image the canary istiod injects ("" without a canary)."""
+        return self.proxy_image_of(self.canary.version) if self.canary else ""
+
+    @property
+    def shared_chart_version(self) -> str:
+        """The release of the charts both control planes share (`base`, `cni`): the newer of the two."""
+        if self.canary is None:
+            return self.version
+        return max(self.version, self.canary.version, key=lambda v: istio_release(v) or (0, 0, 0))
+
+    def proxy_image_of(self, version: str) -> str:
+        """`<global.hub>/<global.proxy.image>:<version>[-<global.variant>]`, as the injection template builds it."""
         proxy = self.global_values.get("proxy")
         name = str(proxy.get("image") or "proxyv2") if isinstance(proxy, Mapping) else "proxyv2"
         if "/" in name:
             return name  # a full image reference replaces hub, name and tag (as the injection template does)
         hub = str(self.global_values.get("hub") or "docker.io/istio")
-        variant = self.global_values.get("variant")
-        return f"{hub}/{name}:{self.version}" + (f"-{variant}" if variant else "")
+        # As istiod builds it: meshConfig's image type wins over global.variant, and `default` means none.
+        defaults = self.mesh_config.get("defaultConfig")
+        image = defaults.get("image") if isinstance(defaults, Mapping) else None
+        variant = image.get("imageType") if isinstance(image, Mapping) else None
+        variant = variant or self.global_values.get("variant")
+        return f"{hub}/{name}:{version}" + (f"-{variant}" if variant and variant != "default" else "")
 
     def __post_init__(self) -> None:
         check_supported_version(self.version)
@@ -316,6 +200,26 @@ class IstioSettings:
             raise ConfigError("; ".join(unknown))
         if self.allow_downgrade_from is not None:
             check_supported_version(self.allow_downgrade_from, config_key("istio.allowDowngradeFrom"))
+        if self.canary is not None:
+            self._check_canary(self.canary)
+
+    def _check_canary(self, canary: CanarySettings) -> None:
+        default, candidate = istio_release(self.version), istio_release(canary.version)
+        assert default is not None and candidate is not None  # both checked as releases above
+        apart = minors_apart(default, candidate)
+        if candidate <= default or apart > CANARY_MAX_MINORS:
+            raise ConfigError(
+                f"{config_key('istio.canary.version')}: '{canary.version}' is not allowed; expected a release newer "
+                f"than {config_key('istio.version')} ('{self.version}') and at most {CANARY_MAX_MINORS} minors above "
+                "it (a canary upgrades; to go back, remove the canary)"
+            )
+        proxy = self.global_values.get("proxy")
+        if isinstance(proxy, Mapping) and "/" in str(proxy.get("image") or ""):
+            raise ConfigError(
+                f"{config_key('istio.global.proxy.image')}: {show(proxy['image'])} is not allowed with "
+                f"{config_key('istio.canary')}; a full image reference pins one proxy for both control planes: give "
+                "the image name only (e.g. proxyv2) and the registry in global.hub"
+            )
 
 
 @dataclass(frozen=True)
@@ -337,11 +241,12 @@ class MeshSettings:
 @dataclass(frozen=True)
 class RestartSettings:
     max_concurrent: int = 10
-    """Most workload restarts (PATCHes) in flight at once."""
+    """With `wait_for_rollout`, the most workloads rolling out at once (a sliding window); without, the most
+    restart requests in flight."""
     wait_for_rollout: bool = True
-    """Wait until every restarted workload has rolled out before `pulumi up` finishes."""
+    """Wait until every restarted workload has rolled out, and check its new pods, before `pulumi up` finishes."""
     timeout_seconds: int = 600
-    """How long to wait for the rollouts, in seconds."""
+    """How long each workload's rollout may take, in seconds."""
 
     def __post_init__(self) -> None:
         require_range(config_key("restart.maxConcurrent"), self.max_concurrent, 1, 100)
@@ -365,6 +270,17 @@ class StackSettings:
             )
         if self.cluster.kubernetes_version is not None:
             check_kubernetes_support(self.istio.version, self.cluster.kubernetes_version)
+            if self.istio.canary is not None:
+                check_kubernetes_support(
+                    self.istio.canary.version, self.cluster.kubernetes_version, config_key("istio.canary.version")
+                )
+        if self.istio.canary is not None:
+            for namespace in self.istio.canary.namespaces:
+                if namespace not in self.mesh.namespaces:
+                    raise ConfigError(
+                        f"{config_key('istio.canary.namespaces')}: '{namespace}' is not allowed; expected mesh "
+                        f"namespaces ({config_key('mesh.namespaces')}: {', '.join(self.mesh.namespaces) or 'none'})"
+                    )
         name = config_key("mesh.namespaces")
         for namespace in self.mesh.namespaces:
             if namespace in self.istio.cni.exclude_namespaces:

@@ -14,20 +14,23 @@ from typing import Any, TypeVar
 
 import yaml
 
-from settings.model import (
-    DEFAULT_ISTIO_VERSION,
+from settings.cluster_model import (
     LOGIN_MODES,
     NETWORK_PLUGINS,
-    SYSTEM_NAMESPACES,
     UPGRADE_CHANNELS,
-    AddonSettings,
     ClusterSettings,
-    CniSettings,
     EntraIdSettings,
+    NodePoolSettings,
+)
+from settings.model import (
+    DEFAULT_ISTIO_VERSION,
+    SYSTEM_NAMESPACES,
+    AddonSettings,
+    CanarySettings,
+    CniSettings,
     GatewaySettings,
     IstioSettings,
     MeshSettings,
-    NodePoolSettings,
     RestartSettings,
     StackSettings,
 )
@@ -249,6 +252,13 @@ def _gateway(section: Section) -> GatewaySettings:
     )
 
 
+def _canary(section: Section) -> CanarySettings:
+    version = section.get("version")
+    if not isinstance(version, str):
+        raise not_allowed(section.path("version"), version, "the canary's Istio release MAJOR.MINOR.PATCH, e.g. 1.30.3")
+    return CanarySettings(version=version, namespaces=section.names("namespaces", (), "mesh namespace names"))
+
+
 def parse_istio(raw: Any, root: Path) -> IstioSettings:
     operator_file: str | None = None
     if isinstance(raw, Mapping) and raw.get("operatorFile") is not None:
@@ -273,6 +283,7 @@ def parse_istio(raw: Any, root: Path) -> IstioSettings:
             allow_downgrade_from=section.optional_string(
                 "allowDowngradeFrom", "the Istio version deployed now, MAJOR.MINOR.PATCH"
             ),
+            canary=_optional(section, "canary", _canary),
         )
 
     return _build(config_key("istio"), raw, build)

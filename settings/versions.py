@@ -31,3 +31,15 @@ def check_supported_version(version: Any, name: str = config_key("istio.version"
             "(older cni charts nest their keys under `cni.`, which this program does not write)"
         )
     return str(version)
+
+
+def revision_name(version: str) -> str:
+    """Istio's revision name of a release: `1.30.3` -> `1-30-3` (its istiod is `istiod-1-30-3`)."""
+    return version.replace(".", "-")
+
+
+def minors_apart(older: tuple[int, int, int], newer: tuple[int, int, int]) -> int:
+    """How many minor releases `newer` is above `older` (negative when below); majors count as far apart."""
+    if older[0] != newer[0]:
+        return 1000 if newer[0] > older[0] else -1000
+    return newer[1] - older[1]

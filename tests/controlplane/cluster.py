@@ -14,8 +14,9 @@ from tests.controlplane.control_plane import ADMIN, DEFAULT_USERS, ControlPlane
 from tests.controlplane.injector import DEFAULT_TAG, Injector
 from tests.controlplane.nodes import Kubelets
 
-# The revision istioctl would name for Istio 1.30.3; `istio-injection=enabled` namespaces get it (tag default).
-DEFAULT_REVISION = "1-30-3"
+# The program's default control plane is an unrevisioned istiod: its revision is called `default`, and
+# `istio-injection=enabled` namespaces get it (a canary is a revision such as `1-30-3`, with a tag of its own).
+DEFAULT_REVISION = "default"
 DEFAULT_NODES = 3
 
 

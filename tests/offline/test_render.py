@@ -65,3 +65,18 @@ def test_unknown_stack_fails_clearly() -> None:
     result = plan("--stack", "staging")
     assert result.returncode == 2
     assert "no stack file Pulumi.staging.yaml (stacks: dev, prod)" in result.stderr
+
+
+def test_a_stack_with_a_canary_plans_both_control_planes() -> None:
+    from offline.engine import run_program, stack_config
+    from offline.render import as_text
+
+    config = stack_config("dev")
+    config["aks-istio:istio"] = {**config["aks-istio:istio"], "version": "1.29.6"}
+    config["aks-istio:istio"]["canary"] = {"version": "1.30.3", "namespaces": ["shop"]}
+    text = as_text(run_program("dev", config, preview=True))
+    assert "+ kubernetes:helm.sh/v3:Release  mesh-istiod\n" in text
+    assert "+ kubernetes:helm.sh/v3:Release  mesh-istiod-canary\n" in text
+    assert "name: istiod-1-30-3" in text and "revision: 1-30-3" in text
+    assert "istio.io/rev: canary" in text
+    assert "+ pulumi-python:dynamic/istio:IstioUpgradeGuard  istio-upgrade-guard" in text

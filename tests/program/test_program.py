@@ -143,11 +143,9 @@ def test_the_articles_operator_file_gives_the_same_stack_as_the_equivalent_confi
 
 def test_the_restart_is_declared_the_proxy_istiod_injects_so_an_upgrade_reinjects(dev: ProgramRun) -> None:
     assert restart_inputs(dev)["proxyImage"] == "docker.io/istio/proxyv2:1.30.3"
-    assert restart_inputs(dev)["allowDowngradeFrom"] == ""
     upgraded = run_with(istio={"version": "1.31.0"})
     assert restart_inputs(upgraded)["proxyImage"] == "docker.io/istio/proxyv2:1.31.0"
     private = run_with(istio={"global": {"hub": "myacr.azurecr.io/istio", "variant": "distroless"}})
     assert restart_inputs(private)["proxyImage"] == "myacr.azurecr.io/istio/proxyv2:1.30.3-distroless"
-    acknowledged = run_with(istio={"version": "1.29.6", "allowDowngradeFrom": "1.30.3"})
-    assert restart_inputs(acknowledged)["allowDowngradeFrom"] == "1.30.3"
+    assert (restart_inputs(dev)["canaryRevision"], restart_inputs(dev)["canaryNamespaces"]) == ("", [])
     assert set(dev.outputs["sidecarRestart"]) >= {"restarted", "restartReasons", "skipped", "manualRestart"}

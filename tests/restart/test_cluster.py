@@ -16,12 +16,11 @@ from kubernetes import client
 
 from restart.objects import FINGERPRINT_ANNOTATION, RESTARTED_AT_ANNOTATION
 from restart.plan import cni_fingerprint
-from tests.controlplane.cluster import DEFAULT_REVISION, Cluster
-from tests.controlplane.injector import DEFAULT_TAG
+from tests.controlplane.cluster import Cluster
 from tests.controlplane.namespaces import Namespaces
 from tests.controlplane.rbac import grant
 from tests.controlplane.waiting import rollout_complete, wait_for
-from tests.controlplane.workloads import create, daemonset, deployment, job, pod, pods, read, replicaset, statefulset
+from tests.controlplane.workloads import create, daemonset, deployment, job, pod, read, replicaset, statefulset
 from tests.restart.cluster_helpers import (
     INJECTION,
     all_redirected_by,
@@ -35,7 +34,7 @@ from tests.restart.cluster_helpers import (
     restart_inputs,
     rolled_out,
 )
-from tests.support.provider_host import Host, as_dict, check, checked, clear_text_places, engine_view, update
+from tests.support.provider_host import Host, as_dict, checked, clear_text_places, engine_view, update
 from tests.support.provider_host import create as host_create
 
 pytestmark = pytest.mark.cluster
@@ -153,7 +152,7 @@ def test_a_failed_run_and_its_rerun_restart_every_workload_exactly_once(
         revoke_patch()
         revoke_read()
     message = failed.value.details()  # type: ignore[attr-defined]
-    assert "forbidden" in message and "then failed" in message
+    assert "then: forbidden" in message and "No further restart was started" in message
     assert all(ref in message for ref in refs(first, names)), message
 
     # The re-run restarts only the others: the first run's restarts are recorded on the workloads.
@@ -243,46 +242,3 @@ def test_thousands_of_pods_are_listed_through_real_continue_tokens(cluster: Clus
     outcome = run_restart(request, lambda _message: None, page_size=100)
     assert len(outcome.manual_restart["barePod"]) == count
     assert outcome.fingerprint == cni_fingerprint(True, request.exclude_namespaces)
-
-
-OLD_PROXY = "docker.io/istio/proxyv2:1.29.6"
-NEW_PROXY = "docker.io/istio/proxyv2:1.30.3"
-
-
-def test_an_in_place_istio_upgrade_reinjects_every_workload_on_the_old_proxy(
-    cluster: Cluster, namespaces: Namespaces, host: Host
-) -> None:
-    cluster.injector.set_revision("1-29-6", hub="docker.io/istio", tag="1.29.6", cni=True)
-    cluster.injector.set_tag(DEFAULT_TAG, "1-29-6")
-    shop = namespaces.create("shop", INJECTION)
-    create(cluster.api, shop, deployment("cart", 2), statefulset("db"), daemonset("agent"))
-    rolled_out(cluster, shop, ROLLED)
-    installed = as_dict(
-        host_create(
-            host, engine_view(checked(host, restart_inputs(cluster, namespaces, proxyImage=OLD_PROXY)))
-        ).properties
-    )
-    assert installed["restarted"] == [], "every pod already runs the declared proxy"
-    before = generations(cluster, shop, ROLLED)
-
-    # The istiod release is upgraded in place: it injects 1.30.3 from now on.
-    cluster.injector.set_revision(DEFAULT_REVISION, hub="docker.io/istio", tag="1.30.3", cni=True)
-    cluster.injector.set_tag(DEFAULT_TAG, DEFAULT_REVISION)
-    news = engine_view(checked(host, restart_inputs(cluster, namespaces, proxyImage=NEW_PROXY)))
-    upgraded = update(host, engine_view(installed), news)
-    assert upgraded["restarted"] == refs(shop, ROLLED)
-    assert upgraded["restartReasons"] == {"proxyVersion": refs(shop, ROLLED)}
-    assert generations(cluster, shop, ROLLED) == {ref: generation + 1 for ref, generation in before.items()}
-    images = {
-        c["image"]
-        for p in pods(cluster.api, shop)
-        if not p["metadata"].get("deletionTimestamp")
-        for c in p["spec"]["containers"]
-        if c["name"] == "istio-proxy"
-    }
-    assert images == {NEW_PROXY}
-
-    # Skipping a minor release in place is refused by `check`, so the preview shows it before anything changes.
-    skipping = check(host, restart_inputs(cluster, namespaces, proxyImage="docker.io/istio/proxyv2:1.32.0"), olds=news)
-    assert [(f.property, "skips a minor release" in f.reason) for f in skipping.failures] == [("proxyImage", True)]
-    assert generations(cluster, shop, ROLLED) == {ref: generation + 1 for ref, generation in before.items()}

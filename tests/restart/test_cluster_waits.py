@@ -129,7 +129,8 @@ def test_it_waits_with_one_watch_per_kind_then_checks_the_pods(
     assert outcome.restarted == (f"DaemonSet/{shop}/agent", f"Deployment/{shop}/cart")
     watches = [seen.path.rsplit("/", 1)[-1] for seen in proxy.requests if is_watch(seen.query)]
     assert sorted(watches) == ["daemonsets", "deployments"]
-    assert proxy.count("GET", r"/pods$") == 2, "the list that planned, and the check of the new pods"
+    assert proxy.count("GET", r"^/api/v1/pods$") == 1, "the list that planned"
+    assert proxy.count("GET", rf"^/api/v1/namespaces/{shop}/pods$") == 2, "each finished rollout's pods, checked"
     assert run(cluster, namespaces, proxy).restarted == (), "re-injected: a second run finds nothing to do"
 
 
@@ -139,7 +140,7 @@ def test_a_stuck_rollout_fails_naming_it_and_a_rerun_waits_for_it_again_without_
     shop = prepared(cluster, namespaces, "cart", "stuck")
     release = cluster.kubelets.never_ready(new_pods_of(shop, "stuck"))
     started = time.monotonic()
-    pattern = rf"1 of 2 rollouts did not finish within 3 s: Deployment/{shop}/stuck$"
+    pattern = rf"1 of 2 rollouts did not finish within 3 s: Deployment/{shop}/stuck\. No further restart"
     with pytest.raises(RestartError, match=pattern) as caught:
         run(cluster, namespaces, proxy, wait_for_rollout=True, timeout_seconds=3)
     assert time.monotonic() - started < 15
@@ -165,7 +166,9 @@ def test_pods_injected_for_the_old_setting_fail_the_run_and_the_rerun(
 ) -> None:
     shop = prepared(cluster, namespaces, "cart")
     inject_for_cni(cluster, False)  # istiod has not loaded the CNI setting: new pods get `istio-init` again
-    pattern = rf"still run pods without istio-validation: Deployment/{shop}/cart \(pods cart-"
+    pattern = (
+        rf"the rollout of Deployment/{shop}/cart finished, but its pods cart-\S+ do not run the declared data plane"
+    )
     with pytest.raises(RestartError, match=pattern) as caught:
         run(cluster, namespaces, proxy, wait_for_rollout=True)
     assert caught.value.restarted == (f"Deployment/{shop}/cart",)

@@ -210,7 +210,12 @@ def test_the_wait_survives_expired_and_dropped_watches(emulator: KubeEmulator, f
     add_deployment(emulator, "shop", "cart")
     emulator.rollout_delay = 0.2
     if fault.pop("compact", False):
-        emulator.faults.append(Fault(method="GET", watch=True, action=emulator.compact))
+        # The window watches from the planning list's resourceVersion; history moves on and is compacted first.
+        def expire() -> None:
+            add_deployment(emulator, "elsewhere", "moved-on")
+            emulator.compact()
+
+        emulator.faults.append(Fault(method="GET", watch=True, action=expire))
     else:
         emulator.faults.append(Fault(method="GET", watch=True, **fault))
     outcome = run(emulator, wait_for_rollout=True, timeout_seconds=10)

@@ -13,9 +13,11 @@ from restart.objects import (
     Redirection,
     WorkloadRef,
     has_sidecar,
+    pod_revision,
     redirection,
     resolve_owner,
     same_image,
+    selector_query,
     slim_pod,
     slim_workload,
 )
@@ -31,7 +33,7 @@ from restart.plan import (
     rfc3339,
     summarize,
 )
-from restart.resource import upgrade_refusal
+from restart.request import DataPlane, DeclaredPlanes
 from restart.rollout import rollout_complete, rollout_failure
 from tests.support.kube_emulator import pod_template_spec
 
@@ -479,21 +481,109 @@ def test_without_a_declared_proxy_the_fingerprint_is_the_cni_settings_as_before(
     assert cni_fingerprint(True, ["istio-system", "kube-system"]) == "481a3ec1b03cfff5"
 
 
+def on_revision(
+    objects: tuple[dict[str, Any], dict[str, Any], dict[str, Any]], revision: str, image: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A Deployment's objects whose pod was injected by `revision` with `image` (istiod labels its pods)."""
+    with_proxy(objects, image)
+    objects[2]["metadata"]["labels"] = {"istio.io/rev": revision}
+    return objects
+
+
+CANARY = DataPlane("1-30-3", NEW_PROXY)
+
+
+def canary_plan(*objects: tuple[dict[str, Any], dict[str, Any], dict[str, Any]], on_canary: tuple[str, ...]) -> Any:
+    return plan_restart(
+        pods=[o[2] for o in objects],
+        replicasets=[o[1] for o in objects],
+        workloads=[("Deployment", o[0]) for o in objects],
+        cni_enabled=True,
+        exclude_namespaces=EXCLUDED,
+        proxy_image=OLD_PROXY,
+        canary=CANARY,
+        canary_namespaces=on_canary,
+    )
+
+
+def test_each_namespace_is_compared_with_its_own_control_plane() -> None:
+    default_ok = on_revision(deployment_pods("pay", "api", redirect="istio-validation"), "default", OLD_PROXY)
+    canary_ok = on_revision(deployment_pods("shop", "web", redirect="istio-validation"), "1-30-3", NEW_PROXY)
+    to_canary = on_revision(deployment_pods("shop", "cart", redirect="istio-validation"), "default", OLD_PROXY)
+    # Left on the canary after its namespace went back (roll back): same proxy as the canary, other revision.
+    stray = on_revision(deployment_pods("pay", "late", redirect="istio-validation"), "1-30-3", NEW_PROXY)
+    plan = canary_plan(default_ok, canary_ok, to_canary, stray, on_canary=("shop",))
+    api, web, cart, late = (WorkloadRef("Deployment", ns, n) for ns, n in (("pay", "api"), ("shop", "web"),
+                                                                        ("shop", "cart"), ("pay", "late")))  # fmt: skip
+    assert plan.skipped == {api: SkipReason.ALREADY_MATCHING, web: SkipReason.ALREADY_MATCHING}
+    assert plan.reasons == {cart: ("proxyVersion", "revision"), late: ("proxyVersion", "revision")}
+
+
+def test_a_pod_without_a_revision_label_is_judged_by_its_proxy_alone() -> None:
+    unlabelled = with_proxy(deployment_pods("pay", "old", redirect="istio-validation"), OLD_PROXY)
+    plan = canary_plan(unlabelled, on_canary=())
+    assert plan.restart == ()
+
+
+def test_the_canarys_namespaces_roll_first_then_namespace_by_namespace() -> None:
+    objects = [
+        on_revision(deployment_pods(namespace, name, redirect="istio-validation"), "default", "docker.io/istio/x:1")
+        for namespace, name in (("a-pay", "api"), ("z-shop", "web"), ("a-pay", "batch"), ("m-search", "idx"))
+    ]
+    plan = canary_plan(*objects, on_canary=("z-shop",))
+    assert [str(ref) for ref in plan.restart] == [
+        "Deployment/z-shop/web",
+        "Deployment/a-pay/api",
+        "Deployment/a-pay/batch",
+        "Deployment/m-search/idx",
+    ]
+
+
+def test_the_fingerprint_covers_the_canary_and_its_namespaces() -> None:
+    without = cni_fingerprint(True, EXCLUDED, OLD_PROXY)
+    planes = DeclaredPlanes(DataPlane("default", OLD_PROXY), CANARY, frozenset({"shop"}))
+    moved = DeclaredPlanes(DataPlane("default", OLD_PROXY), CANARY, frozenset({"shop", "pay"}))
+    assert (
+        len({without, cni_fingerprint(True, EXCLUDED, planes=planes), cni_fingerprint(True, EXCLUDED, planes=moved)})
+        == 3
+    )
+    # No canary: the fingerprint the release before canaries wrote on the workloads.
+    assert cni_fingerprint(True, EXCLUDED, planes=DeclaredPlanes(DataPlane("default", OLD_PROXY))) == without
+
+
+def test_mismatched_pods_after_a_rollout_compare_the_namespaces_plane() -> None:
+    cart = on_revision(deployment_pods("shop", "cart", redirect="istio-validation"), "default", OLD_PROXY)
+    ref = WorkloadRef("Deployment", "shop", "cart")
+    left = mismatched_pods(
+        pods=[cart[2]], replicasets=[cart[1]], owners=[ref], cni_enabled=True, proxy_image=OLD_PROXY,
+        canary=CANARY, canary_namespaces=("shop",),
+    )  # fmt: skip
+    assert left == {ref: [cart[2]["metadata"]["name"]]}
+
+
 @pytest.mark.parametrize(
-    ("deployed", "declared", "acknowledged", "refused"),
+    ("selector", "query"),
     [
-        (OLD_PROXY, NEW_PROXY, None, None),
-        ("docker.io/istio/proxyv2:1.28.4", NEW_PROXY, None, "skips a minor release"),
-        (NEW_PROXY, OLD_PROXY, None, "needs the acknowledgement aks-istio:istio.allowDowngradeFrom: '1.30.3'"),
-        (NEW_PROXY, OLD_PROXY, "1.30.3", None),
-        (NEW_PROXY, "docker.io/istio/proxyv2:1.28.4", "1.30.3", "one minor at most"),
-        (NEW_PROXY, "docker.io/istio/proxyv2:1.30.1", None, "needs the acknowledgement"),
-        (None, NEW_PROXY, None, None),
-        (NEW_PROXY, "docker.io/istio/proxyv2:1.30.3-distroless", None, None),
+        ({"matchLabels": {"app": "cart", "tier": "web"}}, "app=cart,tier=web"),
+        (
+            {
+                "matchExpressions": [
+                    {"key": "tier", "operator": "In", "values": ["web", "api"]},
+                    {"key": "canary", "operator": "DoesNotExist"},
+                    {"key": "app", "operator": "Exists"},
+                    {"key": "env", "operator": "NotIn", "values": ["dev"]},
+                ]
+            },
+            "tier in (web,api),!canary,app,env notin (dev)",
+        ),
+        ({}, ""),
     ],
 )
-def test_in_place_upgrades_go_one_minor_at_a_time_and_back_only_when_acknowledged(
-    deployed: str | None, declared: str, acknowledged: str | None, refused: str | None
-) -> None:
-    refusal = upgrade_refusal(deployed, declared, acknowledged)
-    assert (refusal is None) if refused is None else (refused in (refusal or ""))
+def test_a_workloads_selector_becomes_the_label_selector_of_its_pod_list(selector: dict[str, Any], query: str) -> None:
+    assert selector_query({"spec": {"selector": selector}}) == query
+    assert slim_workload({"metadata": {"name": "w"}, "spec": {"selector": selector}})["spec"]["selector"] == selector
+
+
+def test_the_slim_pod_keeps_the_revision_label() -> None:
+    cart = on_revision(deployment_pods("shop", "cart"), "1-30-3", NEW_PROXY)
+    assert pod_revision(slim_pod(cart[2])) == "1-30-3"

@@ -82,6 +82,55 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
         {"istio": {"allowDowngradeFrom": "latest"}},
         ["istio.allowDowngradeFrom", "'latest'", "MAJOR.MINOR.PATCH"],
     ),
+    (
+        "a canary below the default",
+        {"istio": {"version": "1.30.3", "canary": {"version": "1.29.6"}}},
+        ["istio.canary.version", "'1.29.6'", "newer than aks-istio:istio.version ('1.30.3')"],
+    ),
+    (
+        "a canary as old as the default",
+        {"istio": {"version": "1.30.3", "canary": {"version": "1.30.3"}}},
+        ["istio.canary.version", "'1.30.3'", "newer than"],
+    ),
+    (
+        "a canary three minors above",
+        {"istio": {"version": "1.27.3", "canary": {"version": "1.30.3"}}},
+        ["istio.canary.version", "'1.30.3'", "at most 2 minors above"],
+    ),
+    (
+        "a canary without a version",
+        {"istio": {"canary": {"namespaces": ["shop"]}}},
+        ["istio.canary.version", "None", "MAJOR.MINOR.PATCH"],
+    ),
+    (
+        "a canary namespace outside the mesh",
+        {
+            "mesh": {"namespaces": ["shop"]},
+            "istio": {"version": "1.29.6", "canary": {"version": "1.30.3", "namespaces": ["search"]}},
+        },
+        ["istio.canary.namespaces", "'search'", "mesh namespaces (aks-istio:mesh.namespaces: shop)"],
+    ),
+    (
+        "a canary that does not support the cluster's Kubernetes",
+        {"cluster": {"kubernetesVersion": "1.31"}, "istio": {"version": "1.29.6", "canary": {"version": "1.30.3"}}},
+        ["istio.canary.version", "'1.30.3'", "kubernetesVersion '1.31'"],
+    ),
+    (
+        "an unknown canary key",
+        {"istio": {"version": "1.29.6", "canary": {"version": "1.30.3", "namespace": ["shop"]}}},
+        ["istio.canary.namespace", "unknown setting"],
+    ),
+    (
+        "a full proxy image with a canary",
+        {
+            "istio": {
+                "version": "1.29.6",
+                "canary": {"version": "1.30.3"},
+                "global": {"proxy": {"image": "myacr.azurecr.io/proxyv2:1.29.6"}},
+            }
+        },
+        ["istio.global.proxy.image", "pins one proxy for both control planes"],
+    ),
     ("malformed istio version", {"istio": {"version": "1.30"}}, ["istio.version", "'1.30'", "MAJOR.MINOR.PATCH"]),
     ("cni enabled not a bool", {"istio": {"cni": {"enabled": "yes"}}}, ["cni.enabled", "'yes'", "true or false"]),
     (
@@ -255,3 +304,18 @@ def test_bad_input_stops_the_program_before_any_resource(key: str, value: Any, m
     with pytest.raises(ConfigError, match=message):
         run_program("dev", {**stack_config("dev"), key: value}, recorded=recorded)
     assert recorded == []
+
+
+def test_a_canary_is_read_with_its_revision_and_the_charts_both_planes_share() -> None:
+    settings = settings_of(
+        {
+            "mesh": {"namespaces": ["shop", "payments"]},
+            "istio": {"version": "1.29.6", "canary": {"version": "1.30.3", "namespaces": ["shop"]}},
+        }
+    )
+    canary = settings.istio.canary
+    assert (canary.version, canary.namespaces, canary.revision) == ("1.30.3", ("shop",), "1-30-3")
+    assert settings.istio.shared_chart_version == "1.30.3"
+    assert settings.istio.canary_proxy_image == "docker.io/istio/proxyv2:1.30.3"
+    assert settings.istio.proxy_image == "docker.io/istio/proxyv2:1.29.6"
+    assert settings_of({}).istio.canary is None
