@@ -12,8 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 from settings.cluster_model import (
     LOGIN_MODES,
     NETWORK_PLUGINS,
@@ -35,6 +33,7 @@ from settings.model import (
     StackSettings,
 )
 from settings.rules import CLUSTER_NAME, RESOURCE_GROUP, ConfigError, config_key, not_allowed, show
+from settings.yaml_file import read_yaml_file
 
 SECTIONS = ("cluster", "istio", "mesh", "restart")
 """The structured config objects under the project namespace."""
@@ -216,12 +215,7 @@ def _load_operator_file(path_setting: Any, root: Path) -> tuple[str, dict[str, A
         raise ConfigError(f"{key}: {show(path_setting)} is not allowed; expected a path to an IstioOperator YAML file")
     path = Path(path_setting)
     path = path if path.is_absolute() else root / path
-    try:
-        document = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{key}: cannot read '{path_setting}': {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{key}: '{path_setting}' is not valid YAML: {exc}") from exc
+    document = read_yaml_file(path, f"{key}: '{path_setting}'")
     if not isinstance(document, Mapping):
         raise ConfigError(f"{key}: '{path_setting}' is not an IstioOperator document")
     return path_setting, istio_config_from_operator(document, path_setting)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from settings.model import StackSettings
 from settings.parse import parse_settings
-from settings.rules import PROJECT
+from settings.rules import PROJECT, ConfigError
+from settings.yaml_file import read_yaml_file
 
 ROOT = Path(__file__).resolve().parent.parent
 """The project root: where `Pulumi.yaml` and the stack files are."""
@@ -20,12 +19,19 @@ def available_stacks(root: Path = ROOT) -> list[str]:
 
 
 def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
-    """The `config:` map of `Pulumi.<stack>.yaml`."""
+    """The `config:` map of `Pulumi.<stack>.yaml`, read with the Pulumi CLI's YAML rules (`settings.yaml_file`)."""
     path = root / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"no stack file {path.name} (stacks: {', '.join(available_stacks(root))})")
-    document = yaml.safe_load(path.read_text()) or {}
-    return dict(document.get("config") or {})
+    document = read_yaml_file(path, path.name)
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path.name}: expected a mapping with a `config:` key, got a {type(document).__name__}")
+    config = document.get("config")
+    if config is not None and not isinstance(config, dict):
+        raise ConfigError(f"{path.name}: `config:` must be a mapping of keys to values")
+    return dict(config or {})
 
 
 def stack_settings(stack: str, root: Path = ROOT) -> StackSettings:
