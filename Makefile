@@ -5,47 +5,64 @@ BIN := $(VENV)/bin
 STACK ?= dev
 FORMAT ?= text
 # Local state by default; set PULUMI_BACKEND_URL to azblob://<container>?storage_account=<account> or
-# https://api.pulumi.com to share state (see README, "Running against Azure").
+# https://api.pulumi.com to share state (see docs/operations.md).
 PULUMI_BACKEND_URL ?= file://$(CURDIR)/state
 export PULUMI_BACKEND_URL
 
-.PHONY: plan test lint preview up bench restart-plan clean
+# What planning needs, and what the tests and linters add; set-up progress goes to stderr, so that
+# `make plan FORMAT=json > plan.json` writes only the plan.
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
 
-$(BIN)/activate: requirements.txt requirements-dev.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	touch $(BIN)/activate
+.PHONY: help plan test lint preview up bench restart-plan clean
+.DEFAULT_GOAL := help
 
-plan: $(BIN)/activate
+help: ## this list
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  variables: STACK=<stack> (default dev; one of: $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))), FORMAT=text|json|mermaid|istio-operator"
+
+$(RUNTIME): requirements.txt pyproject.toml
+	@echo "setting up $(VENV) with requirements.txt (first run: a few minutes)" >&2
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
+	@$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -r requirements.txt >&2
+	@touch $@
+
+$(DEV): $(RUNTIME) requirements-dev.txt
+	@echo "adding the test and lint tools of requirements-dev.txt" >&2
+	@$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -r requirements-dev.txt >&2
+	@touch $@
+
+plan: $(RUNTIME) ## the stack's desired state, offline (STACK, FORMAT)
 	@$(BIN)/python -m offline --stack $(STACK) --format $(FORMAT)
 
-# Read-only: which workloads the next `pulumi up` would re-inject (KUBECONFIG names the cluster).
-restart-plan: $(BIN)/activate
+restart-plan: $(RUNTIME) ## read-only: which workloads the next `pulumi up` re-injects (KUBECONFIG names the cluster)
 	@$(BIN)/python -m restart --stack $(STACK)
 
-test: $(BIN)/activate
+test: $(DEV) ## the whole test suite
 	$(BIN)/python -m pytest
 
-lint: $(BIN)/activate
+lint: $(DEV) ## ruff, mypy and the workflows' schema and security audit
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict components settings restart aks_istio_outputs
 	.ci/lint-workflows
 
-bench: $(BIN)/activate
+bench: $(DEV) ## benchmarks (the program under mocks; the restart on the real control plane)
 	$(BIN)/python -m benchmarks.program_bench
 	$(BIN)/python -m benchmarks.restart_bench
 
 # `stack select --create` makes the first run on a new backend work; it is a no-op afterwards.
-preview: $(BIN)/activate
+preview: $(RUNTIME) ## pulumi preview of STACK (needs the Pulumi CLI and Azure credentials)
+	@command -v pulumi >/dev/null || { echo "the Pulumi CLI is not installed: see docs/operations.md" >&2; exit 2; }
 	@mkdir -p state
 	pulumi stack select --create $(STACK)
 	pulumi preview --stack $(STACK) --diff
 
-up: $(BIN)/activate
+up: $(RUNTIME) ## pulumi up of STACK (needs the Pulumi CLI and Azure credentials)
+	@command -v pulumi >/dev/null || { echo "the Pulumi CLI is not installed: see docs/operations.md" >&2; exit 2; }
 	@mkdir -p state
 	pulumi stack select --create $(STACK)
 	pulumi up --stack $(STACK)
 
-clean:
+clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -9,9 +9,14 @@ from components.cluster import AksCluster, AksClusterArgs
 from components.istio import IstioMesh, IstioMeshArgs
 from components.upgrade_guard import IstioUpgradeGuard
 from restart.resource import SidecarRestart, SidecarRestartArgs
+from settings.model import ConfigError
 from settings.stack import load_settings
 
-settings = load_settings()
+try:
+    settings = load_settings()
+except ConfigError as exc:
+    # One line, as `error: <key>: <value> is not allowed; expected ...`: a RunError is shown without a traceback.
+    raise pulumi.RunError(str(exc)) from None
 
 cluster = AksCluster("platform", AksClusterArgs(settings.cluster))
 

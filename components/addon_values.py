@@ -102,8 +102,8 @@ def grafana_values(addons_prometheus: bool) -> dict[str, Any]:
 
 def kiali_values(istio: IstioSettings) -> dict[str, Any]:
     addons = istio.addons
+    # Kiali finds istiod in istio-system by itself; `istio.root_namespace` is ignored since Kiali 2.16.
     external: dict[str, Any] = {
-        "istio": {"root_namespace": ISTIO_NAMESPACE},
         "prometheus": {"url": PROMETHEUS_URL},
         # Kiali refuses to start when tracing is enabled but unreachable, so it follows the addon.
         "tracing": {"enabled": False},

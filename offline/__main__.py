@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import pulumi
+
 from offline.engine import available_stacks, run_program, stack_config
 from offline.render import RENDERERS
 from settings.rules import ConfigError
@@ -18,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # A preview: values the cloud computes stay unknown, exactly as `pulumi preview` shows them.
         run = run_program(args.stack, stack_config(args.stack), preview=True)
-    except (ConfigError, FileNotFoundError) as exc:
+    except (ConfigError, pulumi.RunError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     sys.stdout.write(RENDERERS[args.format](run))

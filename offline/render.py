@@ -10,6 +10,7 @@ import yaml
 from pulumi.runtime import rpc
 
 from offline.engine import UNKNOWN, ProgramRun, RecordedResource, is_secret_input
+from offline.policy_check import pack_violations
 
 SECRET_TEXT = "[secret]"
 UNKNOWN_TEXT = "(known after apply)"
@@ -83,7 +84,9 @@ def as_json(run: ProgramRun) -> str:
         }
         for r in sorted(run.resources, key=lambda r: r.urn)
     ]
-    return json.dumps({"stack": run.stack, "resources": resources, "outputs": _outputs(run)}, indent=2, sort_keys=True)
+    policy = [{"level": v.level, "policy": v.policy, "message": v.message} for v in pack_violations(run)]
+    document = {"stack": run.stack, "resources": resources, "outputs": _outputs(run), "policyViolations": policy}
+    return json.dumps(document, indent=2, sort_keys=True)
 
 
 def in_dependency_order(siblings: list[RecordedResource], run: ProgramRun) -> list[RecordedResource]:
@@ -158,22 +161,32 @@ def as_text(run: ProgramRun) -> str:
     lines += ["", "Outputs:"]
     body = _yaml(_outputs(run))
     lines.extend(f"    {line}" for line in body.rstrip().splitlines())
+    lines += ["", "Policy pack `policy/` (as `pulumi preview --policy-pack policy` evaluates it):"]
+    violations = pack_violations(run)
+    lines += [f"    {v.level}: {v.policy}: {v.message}" for v in violations] or ["    every rule passes"]
+    if any(v.level == "mandatory" for v in violations):
+        lines.append(
+            "    A mandatory violation blocks `pulumi preview` and `pulumi up` where the pack is attached (CI)."
+        )
     return "\n".join(lines) + "\n"
 
 
 def as_mermaid(run: ProgramRun) -> str:
+    """The resource graph; sorted by name, so that it is the same for every run (registration order is not)."""
+
     def node(urn: str) -> str:
         return "n" + re.sub(r"[^A-Za-z0-9]", "_", _urn_name(urn))
 
     lines = ["graph TD"]
-    known = {r.urn for r in run.resources}
-    for resource in run.resources:
+    resources = sorted(run.resources, key=lambda r: (r.name, r.type))
+    known = {r.urn for r in resources}
+    for resource in resources:
         short_type = resource.type.split(":")[-1]
         lines.append(f'    {node(resource.urn)}["{resource.name}<br/><small>{short_type}</small>"]')
-    for resource in run.resources:
+    for resource in resources:
         if resource.parent in known:
             lines.append(f"    {node(resource.parent)} --> {node(resource.urn)}")
-        for urn in resource.dependencies:
+        for urn in sorted(set(resource.dependencies)):
             if urn in known and urn != resource.parent:
                 lines.append(f"    {node(urn)} -. dependsOn .-> {node(resource.urn)}")
     return "\n".join(lines) + "\n"

@@ -173,7 +173,9 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
         try:
             outcome = run.run_restart(request, _progress)
         except RestartError as exc:
-            raise RestartError(f"sidecar restart failed: {exc}", exc.restarted) from exc
+            # `from None`: the host prints the traceback of what it catches, and a chained client error would
+            # bring its response headers along; our message says all that matters.
+            raise RestartError(f"sidecar restart failed: {exc}", exc.restarted) from None
         except Exception as exc:
             # Not one of ours (a client or loader error): its message and chain may quote the kubeconfig,
             # and the provider host sends the whole traceback to the engine. Keep only its type.

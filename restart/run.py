@@ -128,11 +128,13 @@ def _restart_all(
     if failure is not None:
         done = tuple(str(ref) for ref in sorted(generations))
         names = f" ({name_list(done)})" if done else ""
+        # Only our own messages are quoted: another exception's text may carry a credential.
+        why = str(failure) if isinstance(failure, RestartError) else f"an unexpected {type(failure).__name__}"
         raise RestartError(
-            f"restarted {len(done)} of {len(targets)} workloads{names}, then failed: {failure}. "
+            f"restarted {len(done)} of {len(targets)} workloads{names}, then failed: {why}. "
             "The restarts are recorded on the workloads: a re-run restarts only the others.",
             done,
-        ) from failure
+        ) from None
     return generations, deleted
 
 

@@ -32,7 +32,7 @@ from settings.model import (
     RestartSettings,
     StackSettings,
 )
-from settings.rules import CLUSTER_NAME, RESOURCE_GROUP, ConfigError, config_key, not_allowed, show
+from settings.rules import CLUSTER_NAME, RESOURCE_GROUP, ConfigError, config_key, not_allowed, show, unknown_key
 from settings.yaml_file import read_yaml_file
 
 SECTIONS = ("cluster", "istio", "mesh", "restart")
@@ -123,12 +123,9 @@ class Section:
         return values
 
     def finish(self) -> None:
-        unknown = sorted(set(self.raw) - self.read)
+        unknown = sorted(set(self.raw) - self.read, key=str)
         if unknown:
-            raise ConfigError(
-                f"{self.path(unknown[0])}: unknown setting; allowed keys of {self.key} are "
-                + ", ".join(sorted(self.read))
-            )
+            raise unknown_key(self.path(str(unknown[0])), str(unknown[0]), self.read, f"allowed keys of {self.key} are")
 
 
 @contextmanager
@@ -310,10 +307,7 @@ def parse_settings(
     """Typed settings from the raw config objects (`cluster`, `istio`, `mesh`, `restart`)."""
     unknown = sorted(set(objects) - set(SECTIONS))
     if unknown:
-        raise ConfigError(
-            f"{config_key(unknown[0])}: unknown setting; allowed keys are "
-            + ", ".join(config_key(name) for name in SECTIONS)
-        )
+        raise unknown_key(config_key(unknown[0]), unknown[0], SECTIONS, "allowed keys are", config_key)
     istio = parse_istio(objects.get("istio"), root or Path.cwd())
     cluster = parse_cluster(objects.get("cluster"), stack, location)
     return StackSettings(

@@ -6,8 +6,9 @@ A message names the full config key, the bad value and what is allowed:
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 PROJECT = "aks-istio"
@@ -38,6 +39,16 @@ def show(value: Any) -> str:
 
 def not_allowed(name: str, value: Any, allowed: str) -> ConfigError:
     return ConfigError(f"{name}: {show(value)} is not allowed; expected {allowed}")
+
+
+def unknown_key(
+    name: str, key: str, allowed: Iterable[str], listed_as: str, shown: Callable[[str], str] = lambda k: k
+) -> ConfigError:
+    """`<name>: unknown setting; did you mean 'x'? <listed_as> a, b, c`: the closest allowed key first."""
+    choices = sorted(allowed)
+    close = difflib.get_close_matches(key, choices, n=1)
+    hint = f"did you mean '{shown(close[0])}'? " if close else ""
+    return ConfigError(f"{name}: unknown setting; {hint}{listed_as} {', '.join(shown(c) for c in choices)}")
 
 
 def require_match(name: str, value: str, pattern: re.Pattern[str], allowed: str) -> None:

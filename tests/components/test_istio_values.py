@@ -291,6 +291,7 @@ def test_addons_are_wired_together() -> None:
     datasource = by_addon["grafana"]["datasources"]["datasources.yaml"]["datasources"][0]
     assert (datasource["type"], datasource["url"]) == ("prometheus", PROMETHEUS_URL)
     kiali = by_addon["kiali"]["external_services"]
+    assert "istio" not in kiali, "istio.root_namespace is ignored since Kiali 2.16: not written"
     assert kiali["prometheus"]["url"] == PROMETHEUS_URL
     assert kiali["tracing"]["enabled"] is True and kiali["tracing"]["internal_url"].startswith("http://jaeger.")
     assert kiali["grafana"]["enabled"] is True

@@ -80,3 +80,26 @@ def test_a_stack_with_a_canary_plans_both_control_planes() -> None:
     assert "name: istiod-1-30-3" in text and "revision: 1-30-3" in text
     assert "istio.io/rev: canary" in text
     assert "+ pulumi-python:dynamic/istio:IstioUpgradeGuard  istio-upgrade-guard" in text
+
+
+@pytest.mark.parametrize("output", ["mermaid", "json"])
+def test_every_format_is_byte_identical_across_runs(output: str) -> None:
+    first, again = plan("--stack", "dev", "--format", output), plan("--stack", "dev", "--format", output)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == again.stdout
+
+
+def test_the_plan_shows_the_policy_packs_verdict() -> None:
+    from offline.engine import run_program, stack_config
+    from offline.render import as_text
+
+    assert "Policy pack `policy/`" in plan("--stack", "dev").stdout
+    assert "    every rule passes\n" in plan("--stack", "dev").stdout
+    config = stack_config("dev")
+    config["aks-istio:istio"] = {**config["aks-istio:istio"], "cni": {"enabled": False}}
+    config["aks-istio:cluster"] = {**config["aks-istio:cluster"], "azurePolicy": False}
+    text = as_text(run_program("dev", config, preview=True))
+    verdict = text[text.index("Policy pack") :]
+    assert "mandatory: istio-cni-with-system-namespaces-excluded: istiod release" in verdict
+    assert "pilot.cni.enabled to False" in verdict
+    assert "blocks `pulumi preview`" in verdict

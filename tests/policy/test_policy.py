@@ -37,6 +37,7 @@ from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from offline.engine import ProgramRun, reveal, run_program, stack_config
+from offline.policy_check import pack_violations as offline_pack_violations
 from policy.net_admin_guard import POLICIES, SYSTEM_NAMESPACES, chart_name, workload_kind
 from settings.model import SYSTEM_NAMESPACES as PLATFORM_SYSTEM_NAMESPACES
 
@@ -486,32 +487,8 @@ def platform_run(stack: str, *, preview: bool = False, **changes: dict[str, Any]
 
 
 def pack_violations(run: ProgramRun) -> list[tuple[str, EnforcementLevel, str]]:
-    """Every policy of the pack over every resource of `run`: (policy, enforcement level, message)."""
-    violations: list[tuple[str, EnforcementLevel, str]] = []
-
-    def reporter(policy: ResourceValidationPolicy | StackValidationPolicy) -> Any:
-        level = policy.enforcement_level or EnforcementLevel.MANDATORY  # the pack's own default
-        return lambda message, _urn=None: violations.append((policy.name, level, message))
-
-    stack_resources = []
-    for resource in run.resources:
-        # Unknown values keep the engine's sentinel, so a rule reading one fails as it would in a preview.
-        props = reveal(resource.inputs)
-        args = ResourceValidationArgs(
-            resource.type, unknown_checking_proxy(props), resource.urn, resource.name, options(), None, None
-        )
-        for policy in POLICIES:
-            if isinstance(policy, ResourceValidationPolicy):
-                policy.validate(args, reporter(policy))
-        stack_resources.append(
-            PolicyResource(
-                resource.type, unknown_checking_proxy(props), resource.urn, resource.name, options(), None, None, [], {}
-            )
-        )
-    for policy in POLICIES:
-        if isinstance(policy, StackValidationPolicy):
-            policy.validate(StackValidationArgs(stack_resources), reporter(policy))
-    return violations
+    """Every policy of the pack over every resource of `run`, as the offline plan evaluates it."""
+    return [(v.policy, EnforcementLevel(v.level), v.message) for v in offline_pack_violations(run)]
 
 
 @pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])

@@ -14,7 +14,8 @@ LAYERS: dict[str, set[str]] = {
     "settings": {"settings"},
     "components": {"settings", "components"},
     "restart": {"settings", "restart"},
-    "offline": {"settings", "components", "restart", "offline", "aks_istio_outputs"},
+    # The offline plan also evaluates the policy pack (`policy/`), as `pulumi preview --policy-pack` would.
+    "offline": {"settings", "components", "restart", "offline", "aks_istio_outputs", "policy"},
 }
 """What each layer may import of the project (its own modules included)."""
 COMPATIBILITY_SHIMS = {"components/restart.py": {"restart"}}

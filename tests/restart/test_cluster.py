@@ -153,6 +153,9 @@ def test_a_failed_run_and_its_rerun_restart_every_workload_exactly_once(
         revoke_read()
     message = failed.value.details()  # type: ignore[attr-defined]
     assert "then: forbidden" in message and "No further restart was started" in message
+    # Short: one traceback of our own error, no chained client exception with its response headers.
+    assert message.count("Traceback") == 1 and "HTTP response headers" not in message, message
+    assert message.splitlines()[-1].startswith("restart.request.RestartError: sidecar restart failed: restarted 3")
     assert all(ref in message for ref in refs(first, names)), message
 
     # The re-run restarts only the others: the first run's restarts are recorded on the workloads.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pulumi
 import pytest
 
 from offline.engine import ROOT, RecordedResource, run_program, stack_config
@@ -295,14 +296,20 @@ def test_missing_location_is_named() -> None:
     ("key", "value", "message"),
     [
         ("aks-istio:restart", {"maxConcurrent": -1}, "maxConcurrent"),
-        ("aks-istio:mesh", {"namespace": ["shop"]}, r"aks-istio:mesh\.namespace: unknown setting"),
+        (
+            "aks-istio:mesh",
+            {"namespace": ["shop"]},
+            r"^aks-istio:mesh\.namespace: unknown setting; did you mean 'namespaces'\? allowed keys of aks-istio:mesh",
+        ),
         ("aks-istio:istio", {"version": "1.20.0"}, "1.24 or newer"),
     ],
 )
 def test_bad_input_stops_the_program_before_any_resource(key: str, value: Any, message: str) -> None:
+    """One line (a RunError is shown without a traceback), and nothing registered first."""
     recorded: list[RecordedResource] = []
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(pulumi.RunError, match=message) as caught:
         run_program("dev", {**stack_config("dev"), key: value}, recorded=recorded)
+    assert "\n" not in str(caught.value) and caught.value.__suppress_context__
     assert recorded == []
 
 
