@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 import yaml
 
-from offline.engine import ProgramRun, is_secret_input, reveal, run_program, stack_config
+from offline.engine import ProgramRun, available_stacks, is_secret_input, reveal, run_program, stack_config
 
 
 @pytest.fixture(scope="module")
 def runs() -> dict[str, ProgramRun]:
-    return {stack: run_program(stack, stack_config(stack)) for stack in ("dev", "prod")}
+    return {stack: run_program(stack, stack_config(stack)) for stack in available_stacks()}
 
 
 def cluster_inputs(run: ProgramRun) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from offline.engine import ROOT
+from offline.engine import ROOT, available_stacks
 
 
 def plan(*args: str) -> subprocess.CompletedProcess[str]:
@@ -17,7 +17,7 @@ def plan(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", available_stacks())
 def test_text_plan_shows_the_tree_hides_secrets_and_says_what_is_unknown(stack: str) -> None:
     result = plan("--stack", stack)
     assert result.returncode == 0, result.stderr
@@ -62,9 +62,9 @@ def test_mermaid_plan_draws_parents_and_dependencies() -> None:
 
 
 def test_unknown_stack_fails_clearly() -> None:
-    result = plan("--stack", "staging")
+    result = plan("--stack", "no-such-stack")
     assert result.returncode == 2
-    assert "no stack file Pulumi.staging.yaml (stacks: dev, prod)" in result.stderr
+    assert f"no stack file Pulumi.no-such-stack.yaml (stacks: {', '.join(available_stacks())})" in result.stderr
 
 
 def test_a_stack_with_a_canary_plans_both_control_planes() -> None:

@@ -36,7 +36,7 @@ from pulumi_policy import (
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
-from offline.engine import ProgramRun, reveal, run_program, stack_config
+from offline.engine import ProgramRun, available_stacks, reveal, run_program, stack_config
 from offline.policy_check import pack_violations as offline_pack_violations
 from policy.net_admin_guard import POLICIES, SYSTEM_NAMESPACES, chart_name, workload_kind
 from settings.model import SYSTEM_NAMESPACES as PLATFORM_SYSTEM_NAMESPACES
@@ -492,7 +492,7 @@ def pack_violations(run: ProgramRun) -> list[tuple[str, EnforcementLevel, str]]:
 
 
 @pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", available_stacks())
 def test_the_committed_stacks_pass_the_pack(stack: str, preview: bool) -> None:
     violations = pack_violations(platform_run(stack, preview=preview))
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from offline.engine import ProgramRun, is_secret_input, reveal, run_program, stack_config
+from offline.engine import ProgramRun, available_stacks, is_secret_input, reveal, run_program, stack_config
 from settings.model import SYSTEM_NAMESPACES
 from tests.support.reference import SEED_FILE
 
@@ -110,7 +110,7 @@ def test_restart_cni_inputs_change_when_and_only_when_the_cni_settings_do(dev: P
     assert "legacy" in restart_inputs(extra)["excludeNamespaces"]
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", available_stacks())
 def test_each_committed_stack_composes(stack: str) -> None:
     run = run_program(stack, stack_config(stack))
     assert len(run.of_type(RESTART_TYPE)) == 1
