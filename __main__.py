@@ -34,7 +34,9 @@ mesh = IstioMesh(
 # control plane removed from the settings is deleted at the end of the update, after this succeeded.
 restart = SidecarRestart(
     "sidecar-restart",
-    SidecarRestartArgs(istio=settings.istio, options=settings.restart, kubeconfig=cluster.kubeconfig),
+    SidecarRestartArgs(
+        istio=settings.istio, options=settings.restart, mesh=settings.mesh, kubeconfig=cluster.kubeconfig
+    ),
     pulumi.ResourceOptions(depends_on=mesh.rollout_dependencies),
 )
 

@@ -30,12 +30,11 @@ from components.istio_values import (
     gateway_values,
     istiod_values,
 )
-from settings.model import CANARY_TAG, ISTIO_NAMESPACE, PROJECT, IstioSettings, MeshSettings
+from settings.model import CANARY_TAG, ISTIO_NAMESPACE, PROJECT, REVISION_LABEL, IstioSettings, MeshSettings
 from settings.operator_manifest import operator_manifest
 
 POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
 INJECTION_LABEL = "istio-injection"
-REVISION_LABEL = "istio.io/rev"
 
 RELEASE_TIMEOUT_SECONDS = 600
 """The CNI DaemonSet rolls out node by node; on a large pool that takes longer than Helm's 5 minutes."""
@@ -160,13 +159,13 @@ class IstioMesh(pulumi.ComponentResource):
                 for namespace in mesh.namespaces
             ]
 
-        def control_planes(after: Sequence[pulumi.Resource]) -> list[helm.Release]:
-            self.istiod_release = release("istiod", "istiod", "istiod", values["istiod"], after)
-            self.canary_release = None
-            if canary is not None:
-                # Its own Pulumi name: while a canary exists its version cannot change (the upgrade guard
-                # refuses it), since a second release cannot take over the `canary` tag's webhook.
-                self.canary_release = release(
+        def canary_plane(after: Sequence[pulumi.Resource]) -> list[helm.Release]:
+            if canary is None:
+                return []
+            # Its own Pulumi name: while a canary exists its version cannot change (the upgrade guard refuses
+            # it), since a second release cannot take over the `canary` tag's webhook.
+            return [
+                release(
                     "istiod-canary",
                     f"istiod-{canary.revision}",
                     "istiod",
@@ -174,29 +173,38 @@ class IstioMesh(pulumi.ComponentResource):
                     after,
                     version=canary.version,
                 )
-            return [plane for plane in (self.istiod_release, self.canary_release) if plane is not None]
+            ]
 
         # `base` and `cni` serve both control planes: they run the newer release.
         shared_version = istio.shared_chart_version
         self.base_release = release(
             "base", "istio-base", "base", values["base"], [system_namespace], version=shared_version
         )
-        previous: list[pulumi.Resource] = [self.base_release]
         self.cni_release = None
         if istio.cni.enabled:
             # Before istiod: pods injected for the CNI would start without traffic redirection if
             # the node agent weren't there yet.
-            self.cni_release = release("cni", "istio-cni", "cni", values["cni"], previous, version=shared_version)
-            planes = control_planes([self.cni_release])
+            self.cni_release = release(
+                "cni", "istio-cni", "cni", values["cni"], [self.base_release], version=shared_version
+            )
+            self.istiod_release = release("istiod", "istiod", "istiod", values["istiod"], [self.cni_release])
+            canaries = canary_plane([self.cni_release])
             # `baseline` is enforced only once istiod injects without istio-init (CNI turned on);
             # before that, a pod injected with istio-init would be rejected. A namespace moves to the
             # canary's tag only once the canary's webhook exists.
-            self.application_namespaces = application_namespaces(planes)
+            self.application_namespaces = application_namespaces([self.istiod_release, *canaries])
         else:
             # The other way round when the CNI is turned off: `baseline` is lifted before istiod
-            # starts adding istio-init (NET_ADMIN/NET_RAW), which it would otherwise reject.
-            self.application_namespaces = application_namespaces([])
-            planes = control_planes([*previous, *self.application_namespaces])
+            # starts adding istio-init (NET_ADMIN/NET_RAW), which it would otherwise reject. The canary
+            # comes first all the same: a namespace labelled for its tag before its webhook exists would
+            # start pods without a sidecar.
+            canaries = canary_plane([self.base_release])
+            self.application_namespaces = application_namespaces(canaries)
+            self.istiod_release = release(
+                "istiod", "istiod", "istiod", values["istiod"], [self.base_release, *self.application_namespaces]
+            )
+        self.canary_release = canaries[0] if canaries else None
+        planes = [self.istiod_release, *canaries]
 
         self.gateway_release = None
         self.ingress_gateway_namespace = None

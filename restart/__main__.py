@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = stack_settings(args.stack)
         kubeconfig = path.read_text()
-        request = RestartRequest.declared(settings.istio, settings.restart, kubeconfig)
+        request = RestartRequest.declared(settings.istio, settings.restart, settings.mesh, kubeconfig)
         plan = plan_cluster(request)
     except (ConfigError, RestartError) as exc:
         print(f"error: {exc}", file=sys.stderr)

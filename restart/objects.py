@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from settings.model import REVISION_LABEL
+
 RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
 """The annotation `kubectl rollout restart` sets on the pod template."""
 FINGERPRINT_ANNOTATION = "aks-istio.dev/cni-fingerprint"
@@ -25,8 +27,6 @@ ROLLABLE_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 KNOWN_OWNERS = {("apps", "ReplicaSet"), ("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"),
                 ("batch", "Job")}  # fmt: skip
 """Owner kinds recognised by their API group as well as their kind: `apps.kruise.io` also has a StatefulSet."""
-REVISION_LABEL = "istio.io/rev"
-"""istiod labels each pod it injects with its revision (`default` for an unrevisioned istiod)."""
 POD_TEMPLATE_HASH_LABEL = "pod-template-hash"
 """The Deployment controller names each ReplicaSet `<deployment>-<hash>` and labels its pods with the hash."""
 

@@ -93,6 +93,9 @@ class RestartPlan:
     manual: Mapping[WorkloadRef, ManualReason] = field(default_factory=dict)
     reasons: Mapping[WorkloadRef, tuple[RestartReason, ...]] = field(default_factory=dict)
     """Why each workload to restart (and to recheck) is re-injected."""
+    stranded: Mapping[WorkloadRef, tuple[str, ...]] = field(default_factory=dict)
+    """Workloads left with pods on a revision no declared control plane has (a canary being removed) that this
+    run does not restart (a bare pod, a Job, a paused or excluded workload): they would lose their control plane."""
     recheck: tuple[WorkloadRef, ...] = ()
     """Workloads an earlier run restarted for this same setting whose pods still mismatch, sorted.
 
@@ -131,21 +134,27 @@ def _planes(proxy_image: str, canary: DataPlane | None = None, canary_namespaces
     )
 
 
-def mismatch(pod: Mapping[str, Any], wanted: Redirection, plane: DataPlane) -> tuple[RestartReason, ...]:
-    """How a sidecar pod differs from the declared data plane (empty: it matches, or has no redirection)."""
+def mismatch(
+    pod: Mapping[str, Any], wanted: Redirection, acceptable: tuple[DataPlane, ...]
+) -> tuple[RestartReason, ...]:
+    """How a sidecar pod differs from the data planes its namespace may run (empty: it matches one, or has no
+    redirection). `acceptable` is never empty; its first plane is the one a mismatched pod is compared with."""
     mode = redirection(pod)
     if mode is Redirection.NONE:
         return ()
     reasons: list[RestartReason] = []
     if mode is not wanted:
         reasons.append(RestartReason.REDIRECTION)
-    if plane.proxy_image and not same_image(sidecar_image(pod) or "", plane.proxy_image):
-        reasons.append(RestartReason.PROXY_VERSION)
-    # A pod injected before istiod labelled its pods carries no revision: the image decides then.
     revision = pod_revision(pod)
-    if revision is not None and revision != plane.revision:
+    # A pod injected before istiod labelled its pods carries no revision: the image decides then.
+    candidates = acceptable if revision is None else tuple(p for p in acceptable if p.revision == revision)
+    if not candidates:
         reasons.append(RestartReason.REVISION)
-    return tuple(reasons)
+        candidates = acceptable[:1]
+    image = sidecar_image(pod) or ""
+    if all(plane.proxy_image and not same_image(image, plane.proxy_image) for plane in candidates):
+        reasons.append(RestartReason.PROXY_VERSION)
+    return tuple(sorted(reasons))
 
 
 def desired_redirection(cni_enabled: bool) -> Redirection:
@@ -185,6 +194,8 @@ class _OwnerPods:
     sidecar: bool = False
     redirected: bool = False
     reasons: set[RestartReason] = field(default_factory=set)
+    undeclared: set[str] = field(default_factory=set)
+    """Revisions of its pods that no declared control plane has: a removed canary, once it is deleted, is gone."""
 
 
 def plan_restart(
@@ -197,16 +208,18 @@ def plan_restart(
     proxy_image: str = "",
     canary: DataPlane | None = None,
     canary_namespaces: Iterable[str] = (),
+    planes: DeclaredPlanes | None = None,
 ) -> RestartPlan:
     """Decide, for every owner of an active pod, whether to restart it, skip it (and why) or leave it to a person.
 
     `workloads` are `(kind, object)` pairs of Deployments, StatefulSets and DaemonSets. `proxy_image` is the
     `istio-proxy` image the default istiod injects (empty: images not compared); `canary` the control plane
-    the `canary_namespaces` should run. The workloads to restart come in rollout order: the canary's
-    namespaces first (a bad canary shows on them), then namespace by namespace.
+    the `canary_namespaces` should run; `planes` all of it at once (a request's `planes()`). The workloads to
+    restart come in rollout order: the canary's namespaces first (a bad canary shows on them), then namespace
+    by namespace.
     """
     excluded = set(exclude_namespaces)
-    planes = _planes(proxy_image, canary, canary_namespaces)
+    planes = planes or _planes(proxy_image, canary, canary_namespaces)
     fingerprint = cni_fingerprint(cni_enabled, excluded, planes=planes)
     wanted = desired_redirection(cni_enabled)
     replicaset_index = {(ref.namespace, ref.name): rs for rs in replicasets for ref in [ref_of("ReplicaSet", rs)]}
@@ -220,9 +233,12 @@ def plan_restart(
         if not has_sidecar(pod):
             continue
         state.sidecar = True
+        revision = pod_revision(pod)
+        if revision is not None and revision not in planes.revisions:
+            state.undeclared.add(revision)
         if redirection(pod) is not Redirection.NONE:
             state.redirected = True
-            state.reasons.update(mismatch(pod, wanted, planes.of(str(metadata_of(pod).get("namespace", "")))))
+            state.reasons.update(mismatch(pod, wanted, planes.acceptable(str(metadata_of(pod).get("namespace", "")))))
 
     restart: list[WorkloadRef] = []
     recheck: list[WorkloadRef] = []
@@ -249,14 +265,26 @@ def plan_restart(
             recheck.append(owner)
         else:
             restart.append(owner)
+    moving = set(restart) | set(recheck)
     return RestartPlan(
         fingerprint=fingerprint,
-        restart=tuple(sorted(restart, key=lambda ref: (ref.namespace not in planes.canary_namespaces, ref))),
+        restart=tuple(sorted(restart, key=lambda ref: _rollout_order(ref, planes))),
         skipped=skipped,
         manual=manual,
         reasons={owner: tuple(sorted(owners[owner].reasons)) for owner in (*restart, *recheck)},
         recheck=tuple(sorted(recheck)),
+        stranded={
+            owner: tuple(sorted(state.undeclared))
+            for owner, state in sorted(owners.items())
+            # Excluded namespaces are left alone entirely, as for every other reason.
+            if state.undeclared and owner not in moving and owner.namespace not in excluded
+        },
     )
+
+
+def _rollout_order(ref: WorkloadRef, planes: DeclaredPlanes) -> tuple[bool, str, str, str]:
+    """The canary's namespaces first, then namespace by namespace (kind and name within one)."""
+    return (ref.namespace not in planes.canary_namespaces, ref.namespace, ref.kind, ref.name)
 
 
 def mismatched_pods(
@@ -268,6 +296,7 @@ def mismatched_pods(
     proxy_image: str = "",
     canary: DataPlane | None = None,
     canary_namespaces: Iterable[str] = (),
+    planes: DeclaredPlanes | None = None,
 ) -> dict[WorkloadRef, list[str]]:
     """After rollouts finished: the running pods of `owners` whose sidecar still differs from the declared one.
 
@@ -275,13 +304,13 @@ def mismatched_pods(
     out. What is left means istiod injected the new pods for the old setting.
     """
     wanted = desired_redirection(cni_enabled)
-    planes = _planes(proxy_image, canary, canary_namespaces)
+    planes = planes or _planes(proxy_image, canary, canary_namespaces)
     watched = set(owners)
     replicaset_index = {(ref.namespace, ref.name): rs for rs in replicasets for ref in [ref_of("ReplicaSet", rs)]}
     found: dict[WorkloadRef, list[str]] = {}
     for pod in pods:
-        plane = planes.of(str(metadata_of(pod).get("namespace", "")))
-        if not is_running(pod) or not has_sidecar(pod) or not mismatch(pod, wanted, plane):
+        acceptable = planes.acceptable(str(metadata_of(pod).get("namespace", "")))
+        if not is_running(pod) or not has_sidecar(pod) or not mismatch(pod, wanted, acceptable):
             continue
         owner = resolve_owner(pod, replicaset_index)
         if owner in watched:

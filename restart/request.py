@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from settings.model import DEFAULT_REVISION, IstioSettings, RestartSettings
+from settings.model import DEFAULT_REVISION, IstioSettings, MeshSettings, RestartSettings
 
 InputKind = Literal["boolean", "names", "count", "kubeconfig", "image", "revision"]
 
@@ -41,9 +41,28 @@ class DeclaredPlanes:
     default: DataPlane
     canary: DataPlane | None = None
     canary_namespaces: frozenset[str] = frozenset()
+    mesh_namespaces: frozenset[str] = frozenset()
+    """The namespaces the stack declares; empty (a state written before it was known): every namespace."""
 
-    def of(self, namespace: str) -> DataPlane:
-        return self.canary if self.canary is not None and namespace in self.canary_namespaces else self.default
+    @property
+    def revisions(self) -> frozenset[str]:
+        return frozenset(plane.revision for plane in self.all)
+
+    @property
+    def all(self) -> tuple[DataPlane, ...]:
+        return (self.default,) if self.canary is None else (self.default, self.canary)
+
+    def acceptable(self, namespace: str) -> tuple[DataPlane, ...]:
+        """What the pods of `namespace` may run: its declared plane; outside the mesh, any declared one.
+
+        A namespace the stack does not declare is labelled by someone else (say `istio.io/rev=canary` by an
+        app team), so its pods run whichever declared control plane that label picks.
+        """
+        if self.canary is not None and namespace in self.canary_namespaces:
+            return (self.canary,)
+        if not self.mesh_namespaces or namespace in self.mesh_namespaces:
+            return (self.default,)
+        return self.all
 
     def describe(self) -> dict[str, Any]:
         """The planes as plain data, for the fingerprint: the default's image alone when there is no canary."""
@@ -83,15 +102,21 @@ class RestartRequest:
         default=(), metadata=_input("canaryNamespaces", "names", restarts=True, added_later=True)
     )
     """The namespaces whose pods should run on the canary; every other one on the default control plane."""
+    mesh_namespaces: tuple[str, ...] = field(default=(), metadata=_input("meshNamespaces", "names", added_later=True))
+    """The stack's mesh namespaces (`mesh.namespaces`): their pods must run their declared plane exactly."""
+    allow_downgrade_from: str = field(default="", metadata=_input("allowDowngradeFrom", "revision", added_later=True))
+    """The Istio version an in-place downgrade is acknowledged from (`aks-istio:istio.allowDowngradeFrom`)."""
     max_concurrent: int = field(default=10, metadata=_input("maxConcurrent", "count"))
-    """Most workload restarts in flight at once."""
+    """With `wait_for_rollout`, the most workloads rolling out at once; without, the most PATCHes in flight."""
     wait_for_rollout: bool = field(default=True, metadata=_input("waitForRollout", "boolean"))
-    """Wait until every restarted workload has rolled out."""
+    """Wait until every restarted workload has rolled out, and check its new pods."""
     timeout_seconds: int = field(default=600, metadata=_input("timeoutSeconds", "count"))
-    """How long to wait for the rollouts."""
+    """How long each rollout may take."""
 
     @classmethod
-    def declared(cls, istio: IstioSettings, options: RestartSettings, kubeconfig: str = "") -> RestartRequest:
+    def declared(
+        cls, istio: IstioSettings, options: RestartSettings, mesh: MeshSettings, kubeconfig: str = ""
+    ) -> RestartRequest:
         """The request the stack's settings declare."""
         return cls(
             kubeconfig=kubeconfig,
@@ -102,6 +127,8 @@ class RestartRequest:
             canary_revision=istio.canary.revision if istio.canary else "",
             canary_proxy_image=istio.canary_proxy_image,
             canary_namespaces=tuple(sorted(istio.canary.namespaces)) if istio.canary else (),
+            mesh_namespaces=tuple(sorted(mesh.namespaces)),
+            allow_downgrade_from=istio.allow_downgrade_from or "",
             max_concurrent=options.max_concurrent,
             wait_for_rollout=options.wait_for_rollout,
             timeout_seconds=options.timeout_seconds,
@@ -132,6 +159,7 @@ class RestartRequest:
             default=DataPlane(DEFAULT_REVISION, self.proxy_image),
             canary=canary,
             canary_namespaces=frozenset(self.canary_namespaces) if canary else frozenset(),
+            mesh_namespaces=frozenset(self.mesh_namespaces),
         )
 
     def inputs(self) -> dict[str, Any]:

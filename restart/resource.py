@@ -32,7 +32,9 @@ from restart.request import (
     RestartRequest,
     as_int,
 )
-from settings.model import IstioSettings, RestartSettings
+from settings.model import IstioSettings, MeshSettings, RestartSettings
+from settings.upgrades import ControlPlanes, upgrade_refusal
+from settings.versions import istio_release
 
 OUTPUT_KEYS = ("restarted", "restartReasons", "skipped", "manualRestart", "fingerprint", "restartedAt")
 
@@ -95,6 +97,28 @@ def _empty(kind: str) -> Any:
     return [] if kind == "names" else ""
 
 
+def _image_release(image: Any) -> str:
+    """The Istio release in a proxy image's tag (`hub/proxyv2:1.30.3[-variant][@digest]`), or ""."""
+    if not isinstance(image, str) or ":" not in image:
+        return ""
+    tag = image.split("@", 1)[0].rsplit(":", 1)[1].split("-", 1)[0]
+    return tag if istio_release(tag) else ""
+
+
+def rolled_out_planes(props: Mapping[str, Any]) -> ControlPlanes | None:
+    """The control planes a property bag declares, read from its proxy images (None when it names none)."""
+    version = _image_release(_plain(props.get("proxyImage")))
+    if not version:
+        return None
+    return ControlPlanes(
+        version=version,
+        canary_version=_image_release(_plain(props.get("canaryProxyImage"))),
+        canary_namespaces=tuple(_plain(props.get("canaryNamespaces")) or ()),
+        mesh_namespaces=tuple(_plain(props.get("meshNamespaces")) or ()),
+        allow_downgrade_from=str(_plain(props.get("allowDowngradeFrom")) or ""),
+    )
+
+
 def _progress(message: str) -> None:
     # Inside the provider host there is no engine connection: pulumi.log then writes to stderr, which the
     # engine shows as the resource's diagnostic output.
@@ -107,10 +131,14 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
     Holds no state, client or credential: everything comes from the property bags of each call.
     """
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
-        # Which moves between Istio releases are allowed is the upgrade guard's rule (components.upgrade_guard),
-        # checked before any release changes; here only the inputs' own shape.
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
         inputs, failures = _check_inputs(news)
+        # The upgrade guard refuses an unsupported move before any release changes, against what was declared
+        # last. This state is written only when a rollout succeeded, so it is what the data plane runs: a
+        # release upgrade that failed and rolled back cannot make a later skip look like one step.
+        deployed, declared = rolled_out_planes(olds), rolled_out_planes(inputs)
+        if deployed is not None and declared is not None and (refusal := upgrade_refusal(deployed, declared)):
+            failures.append(pulumi.dynamic.CheckFailure("proxyImage", refusal))
         return pulumi.dynamic.CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
@@ -200,6 +228,8 @@ class SidecarRestartArgs:
     """The mesh as installed: its CNI setting and the proxy istiod injects; a change of either re-injects."""
     options: RestartSettings
     """Concurrency, waiting and timeout of the restart."""
+    mesh: MeshSettings
+    """The mesh namespaces, whose pods must run exactly their declared control plane."""
     kubeconfig: pulumi.Input[str]
     """Kubeconfig of the cluster (a secret Output in practice; made secret here in any case)."""
 
@@ -229,7 +259,7 @@ class SidecarRestart(pulumi.dynamic.Resource, module="restart", name="SidecarRes
 
     def __init__(self, name: str, args: SidecarRestartArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         props: dict[str, Any] = {
-            **RestartRequest.declared(args.istio, args.options).inputs(),
+            **RestartRequest.declared(args.istio, args.options, args.mesh).inputs(),
             "kubeconfig": pulumi.Output.secret(args.kubeconfig),
             **dict.fromkeys(OUTPUT_KEYS),
         }

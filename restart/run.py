@@ -30,9 +30,7 @@ from restart.plan import (
     rfc3339,
 )
 from restart.request import RestartError, RestartRequest
-from restart.window import Window, pod_check
-
-Progress = Callable[[str], None]
+from restart.window import Progress, Window, pod_check
 
 
 @dataclass(frozen=True)
@@ -62,17 +60,8 @@ def _plan(request: RestartRequest, listings: Mapping[str, Listing]) -> RestartPl
         workloads=[(kind, obj) for kind in ROLLABLE_KINDS for obj in listings[kind].items],
         cni_enabled=request.cni_enabled,
         exclude_namespaces=request.exclude_namespaces,
-        **_declared_planes(request),
+        planes=request.planes(),
     )
-
-
-def _declared_planes(request: RestartRequest) -> dict[str, Any]:
-    planes = request.planes()
-    return {
-        "proxy_image": request.proxy_image,
-        "canary": planes.canary,
-        "canary_namespaces": planes.canary_namespaces,
-    }
 
 
 class _NotStarted:
@@ -189,6 +178,20 @@ def _by_reason(reasons: Mapping[WorkloadRef, tuple[str, ...]]) -> dict[str, list
     return dict(sorted(grouped.items()))
 
 
+def _refuse_stranded(plan: RestartPlan, restarted: tuple[str, ...]) -> None:
+    """Fail, so the update stops before Pulumi deletes a control plane that pods still use."""
+    revisions = sorted({revision for found in plan.stranded.values() for revision in found})
+    why = {**{ref: str(reason) for ref, reason in plan.manual.items()}, **{r: str(s) for r, s in plan.skipped.items()}}
+    described = name_list(f"{ref} ({why.get(ref, 'not restarted')})" for ref in plan.stranded)
+    done = f"restarted {len(restarted)} workloads ({name_list(restarted)}), but " if restarted else ""
+    raise RestartError(
+        f"{done}{len(plan.stranded)} workloads still run pods on revision {', '.join(revisions)}, which no declared "
+        f"control plane has, and this program cannot restart them: {described}. Restart or delete them by hand, "
+        "then run `pulumi up` again: until it succeeds, the control plane they use is not deleted",
+        restarted,
+    )
+
+
 def run_restart(
     request: RestartRequest,
     progress: Progress,
@@ -222,6 +225,8 @@ def run_restart(
         else:
             generations, deleted = _restart_all(cluster, plan, body, request.max_concurrent, progress)
             restarted = list(generations)
+    if plan.stranded:
+        _refuse_stranded(plan, tuple(str(ref) for ref in sorted(restarted)))
     skipped: dict[WorkloadRef, Any] = dict(plan.skipped)
     skipped.update({ref: SkipReason.DELETED_BEFORE_RESTART for ref in deleted})
     recheck_reason = (

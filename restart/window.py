@@ -23,7 +23,7 @@ from typing import Any
 import urllib3
 
 from restart.kube import KINDS, Cluster, GoneError, Kind, Listing, RetryPolicy, WatchHandle
-from restart.objects import WorkloadRef, ref_of, selector_query
+from restart.objects import WorkloadRef, ref_of, selector_query, slim_workload
 from restart.plan import mismatched_pods, name_list
 from restart.request import RestartError, RestartRequest
 from restart.rollout import rollout_complete, rollout_failure
@@ -31,6 +31,10 @@ from restart.rollout import rollout_complete, rollout_failure
 Progress = Callable[[str], None]
 Verify = Callable[[WorkloadRef, Mapping[str, Any]], str | None]
 """Checks a finished rollout's pods; returns why they are not on the declared data plane, or None."""
+
+
+def _generation(obj: Mapping[str, Any] | None) -> int:
+    return int(((obj or {}).get("metadata") or {}).get("generation") or -1) if obj is not None else -1
 
 
 @dataclass
@@ -56,11 +60,19 @@ class Tracker:
     changed: threading.Condition = field(default_factory=threading.Condition)
 
     def start(self, ref: WorkloadRef, generation: int, started: float, seen: Mapping[str, Any] | None) -> None:
+        """Await `ref` at `generation`; `seen` is its newest object known here (the PATCH's answer, a listing)."""
         with self.changed:
             self.rolling[ref] = _Rollout(generation, started)
-            if seen is not None:
-                self.latest.setdefault(ref, seen)
+            # A watch event may already have brought a newer object, or an older one (even a deletion before
+            # the workload was recreated and patched): keep whichever has the newer generation.
+            if seen is not None and _generation(seen) >= _generation(self.latest.get(ref)):
+                self.latest[ref] = seen
             self._settle(ref)
+
+    def in_window(self) -> int:
+        """Workloads rolling out, or rolled out and not yet checked: each still counts against the window."""
+        with self.changed:
+            return len(self.rolling) + len(self.finished)
 
     def observe(self, ref: WorkloadRef, obj: Mapping[str, Any] | None) -> None:
         if ref not in self.targets:
@@ -124,13 +136,17 @@ def watch_kind(
     resource_version, failures = listing.resource_version, 0
     try:
         while not stop.is_set():
+            opened = time.monotonic()
             try:
                 for event in cluster.watch(kind, resource_version, retry.watch_window, handle):
                     obj = event.get("object") or {}
                     resource_version = str((obj.get("metadata") or {}).get("resourceVersion") or resource_version)
                     if event.get("type") != "BOOKMARK":
-                        tracker.observe(ref_of(kind.kind, obj), None if event.get("type") == "DELETED" else obj)
+                        gone = event.get("type") == "DELETED"
+                        tracker.observe(ref_of(kind.kind, obj), None if gone else slim_workload(obj))
                 failures = 0
+                if time.monotonic() - opened < 1.0:
+                    stop.wait(0.5)  # a watch that ends at once must not turn into a tight loop of requests
             except GoneError:
                 # The watch fell too far behind: a fresh list tells the current state and where to resume.
                 fresh = cluster.list_all(kind)
@@ -218,15 +234,19 @@ class Window:
         queue = list(targets)
         restarted: list[WorkloadRef] = []
         deleted: list[WorkloadRef] = []
+        left_mismatched: dict[WorkloadRef, str] = {}
         total, done = len(targets) + len(awaited), 0
         while True:
             for ref, obj in tracker.take_finished():
                 done += 1
-                problem = self._verify(ref, obj) if obj is not None else None
-                if problem is not None:
+                problem = self._checked(ref, obj)
+                if problem is None:
+                    self._progress(f"rolled out {ref} ({done} of {total})")
+                elif ref in awaited:
+                    # Known from an earlier run already: reported at the end, it stops no other restart.
+                    left_mismatched[ref] = problem
+                else:
                     tracker.fail(problem)
-                    break
-                self._progress(f"rolled out {ref} ({done} of {total})")
             if tracker.failure is not None:
                 raise self._stopped(tracker, tracker.failure, restarted)
             overdue = tracker.overdue(time.monotonic(), self._timeout)
@@ -236,25 +256,44 @@ class Window:
                     f"{len(overdue)} of {total} rollouts did not finish within {self._timeout} s: {name_list(overdue)}",
                     restarted,
                 )
-            while queue and len(tracker.rolling) < self._width:
+            while queue and tracker.failure is None and tracker.in_window() < self._width:
                 ref = queue.pop(0)
                 try:
                     patched = self._cluster.patch(ref, body)
                 except RestartError as exc:
-                    raise self._stopped(tracker, str(exc), restarted) from exc
+                    raise self._stopped(tracker, str(exc), restarted) from None
                 if patched is None:
                     deleted.append(ref)
                     total -= 1
                     continue
                 restarted.append(ref)
-                generation = int((patched.get("metadata") or {}).get("generation") or 0)
-                tracker.start(ref, generation, time.monotonic(), patched)
+                tracker.start(ref, _generation(patched), time.monotonic(), slim_workload(patched))
                 # One line per workload: if the run fails later, the log still names everything it restarted.
                 why = ", ".join(reasons.get(ref, ()))
                 self._progress(f"restarted {ref} for {why} ({len(restarted)} of {len(targets)})")
             if not queue and tracker.idle():
-                return WindowResult(tuple(restarted), tuple(deleted))
+                break
             tracker.wait(1.0)
+        if left_mismatched:
+            done_names = tuple(str(ref) for ref in sorted(restarted))
+            first = f"restarted {len(done_names)} workloads ({name_list(done_names)}); " if done_names else ""
+            raise RestartError(
+                f"{first}{len(left_mismatched)} workloads restarted by an earlier run for this change still run "
+                f"other pods than declared: {'; '.join(left_mismatched[ref] for ref in sorted(left_mismatched))}",
+                done_names,
+            )
+        return WindowResult(tuple(restarted), tuple(deleted))
+
+    def _checked(self, ref: WorkloadRef, obj: Mapping[str, Any] | None) -> str | None:
+        """Why the finished rollout's pods are wrong, or None; a failure of the check itself is a reason too."""
+        if obj is None:
+            return None  # deleted while it rolled out: no pods left to check
+        try:
+            return self._verify(ref, obj)
+        except RestartError as exc:
+            return f"the check of {ref}'s new pods failed: {exc}"
+        except Exception as exc:
+            return f"the check of {ref}'s new pods failed unexpectedly ({type(exc).__name__})"
 
     def _stopped(self, tracker: Tracker, reason: str, restarted: list[WorkloadRef]) -> RestartError:
         rolling = sorted(tracker.rolling)

@@ -37,6 +37,8 @@ ISTIO_NAMESPACE = "istio-system"
 DEFAULT_ISTIO_VERSION = "1.30.3"
 DEFAULT_REVISION = "default"
 """The revision an unrevisioned istiod serves: pods it injects carry `istio.io/rev: default`."""
+REVISION_LABEL = "istio.io/rev"
+"""On a namespace: the revision or tag that injects it. On a pod: the revision that injected it."""
 CANARY_TAG = "canary"
 """The revision tag of the canary control plane: namespaces labelled `istio.io/rev=canary` use it."""
 CANARY_MAX_MINORS = 2
@@ -212,6 +214,11 @@ class IstioSettings:
                 f"{config_key('istio.canary.version')}: '{canary.version}' is not allowed; expected a release newer "
                 f"than {config_key('istio.version')} ('{self.version}') and at most {CANARY_MAX_MINORS} minors above "
                 "it (a canary upgrades; to go back, remove the canary)"
+            )
+        if "tag" in self.global_values:
+            raise ConfigError(
+                f"{config_key('istio.global.tag')}: {show(self.global_values['tag'])} is not allowed with "
+                f"{config_key('istio.canary')}; it would pin the canary's images to {self.version}: leave it out"
             )
         proxy = self.global_values.get("proxy")
         if isinstance(proxy, Mapping) and "/" in str(proxy.get("image") or ""):

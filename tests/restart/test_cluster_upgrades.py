@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 import pytest
 from pulumi.runtime.proto import provider_pb2
 
@@ -21,7 +22,8 @@ from restart.run import run_restart
 from tests.controlplane.cluster import DEFAULT_REVISION, Cluster
 from tests.controlplane.injector import DEFAULT_TAG
 from tests.controlplane.namespaces import Namespaces
-from tests.controlplane.workloads import create, daemonset, deployment, pods, statefulset
+from tests.controlplane.waiting import wait_for
+from tests.controlplane.workloads import create, daemonset, deployment, pod, pods, statefulset
 from tests.restart.cluster_helpers import FAST, INJECTION, generations, others, restart_inputs, rolled_out
 from tests.support.provider_host import Host, as_dict, checked, diff, engine_view, update
 from tests.support.provider_host import create as host_create
@@ -232,3 +234,22 @@ def test_a_bad_canary_stops_after_the_window_and_names_what_it_reached(mesh: Mes
         release()
     assert len(caught.value.restarted) == 2, caught.value
     assert all(ref in str(caught.value) for ref in caught.value.restarted)
+
+
+def test_a_roll_back_fails_while_a_pod_it_cannot_restart_still_runs_on_the_canary(mesh: Mesh) -> None:
+    """Pulumi would delete the canary's istiod next: the update stops first, naming the pod."""
+    add_canary(mesh)
+    mesh.move("shop", ON_CANARY)
+    assert mesh.apply(proxyImage=OLD_PROXY, **canary_inputs(mesh.shop))["restarted"] == refs(mesh.shop, SHOP)
+    create(mesh.cluster.api, mesh.shop, pod("debug"))
+    wait_for(lambda: any(p["metadata"]["name"] == "debug" and p.get("status", {}).get("phase") == "Running"
+                         for p in pods(mesh.cluster.api, mesh.shop)), what="the bare pod")  # fmt: skip
+
+    mesh.move("shop", ON_DEFAULT)
+    news = engine_view(checked(mesh.host, restart_inputs(mesh.cluster, mesh.namespaces, proxyImage=OLD_PROXY)))
+    with pytest.raises(grpc.RpcError) as caught:
+        update(mesh.host, engine_view(mesh.state), news)
+    message = caught.value.details()  # type: ignore[attr-defined]
+    assert f"restarted 2 workloads ({', '.join(refs(mesh.shop, SHOP))}), but 1 workloads still run pods on " in message
+    assert "revision 1-30-3, which no declared control plane has, and this program cannot restart them: " in message
+    assert f"Pod/{mesh.shop}/debug (barePod). Restart or delete them by hand" in message

@@ -222,7 +222,8 @@ def test_statefulsets_and_daemonsets_are_restarted_and_on_delete_or_partitioned_
     ]
     workloads = [("StatefulSet", rolling), ("StatefulSet", on_delete), ("StatefulSet", staged), ("DaemonSet", daemon)]
     result = plan(pods, [], workloads)
-    assert result.restart == (WorkloadRef("DaemonSet", "mon", "agent"), WorkloadRef("StatefulSet", "db", "pg"))
+    # Namespace by namespace: `db` before `mon`, whatever the kinds.
+    assert result.restart == (WorkloadRef("StatefulSet", "db", "pg"), WorkloadRef("DaemonSet", "mon", "agent"))
     assert result.manual == {
         WorkloadRef("StatefulSet", "db", "legacy"): ManualReason.ON_DELETE_STRATEGY,
         WorkloadRef("StatefulSet", "db", "staged"): ManualReason.PARTITIONED_ROLLOUT,
@@ -587,3 +588,30 @@ def test_a_workloads_selector_becomes_the_label_selector_of_its_pod_list(selecto
 def test_the_slim_pod_keeps_the_revision_label() -> None:
     cart = on_revision(deployment_pods("shop", "cart"), "1-30-3", NEW_PROXY)
     assert pod_revision(slim_pod(cart[2])) == "1-30-3"
+
+
+def test_pods_left_on_a_removed_control_plane_that_cannot_be_rolled_are_stranded() -> None:
+    """After a roll back or promotion the canary's revision is declared no more; its release goes next."""
+    rolled = on_revision(deployment_pods("shop", "cart", redirect="istio-validation"), "1-30-3", NEW_PROXY)
+    bare = pod("shop", "debug", redirect="istio-validation")
+    bare["metadata"]["labels"] = {"istio.io/rev": "1-30-3"}
+    plan = plan_restart(
+        pods=[rolled[2], bare], replicasets=[rolled[1]], workloads=[("Deployment", rolled[0])],
+        cni_enabled=True, exclude_namespaces=EXCLUDED, proxy_image=NEW_PROXY,
+    )  # fmt: skip
+    assert plan.restart == (WorkloadRef("Deployment", "shop", "cart"),), "rolled onto the default"
+    assert plan.stranded == {WorkloadRef("Pod", "shop", "debug"): ("1-30-3",)}
+
+
+def test_outside_the_mesh_namespaces_any_declared_control_plane_is_accepted() -> None:
+    """An app team's own namespace labelled `istio.io/rev=canary` is not moved back by the restart."""
+    theirs = on_revision(deployment_pods("team-x", "api", redirect="istio-validation"), "1-30-3", NEW_PROXY)
+    ours = on_revision(deployment_pods("shop", "web", redirect="istio-validation"), "1-30-3", NEW_PROXY)
+    planes = DeclaredPlanes(DataPlane("default", OLD_PROXY), CANARY, frozenset(), frozenset({"shop"}))
+    plan = plan_restart(
+        pods=[theirs[2], ours[2]], replicasets=[theirs[1], ours[1]],
+        workloads=[("Deployment", theirs[0]), ("Deployment", ours[0])],
+        cni_enabled=True, exclude_namespaces=EXCLUDED, planes=planes,
+    )  # fmt: skip
+    assert plan.skipped == {WorkloadRef("Deployment", "team-x", "api"): SkipReason.ALREADY_MATCHING}
+    assert plan.reasons == {WorkloadRef("Deployment", "shop", "web"): ("proxyVersion", "revision")}

@@ -122,6 +122,11 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
         ["istio.canary.namespace", "unknown setting"],
     ),
     (
+        "a pinned image tag with a canary",
+        {"istio": {"version": "1.29.6", "canary": {"version": "1.30.3"}, "global": {"tag": "1.29.6"}}},
+        ["istio.global.tag", "'1.29.6'", "pin the canary's images to 1.29.6"],
+    ),
+    (
         "a full proxy image with a canary",
         {
             "istio": {

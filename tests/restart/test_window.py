@@ -1,0 +1,130 @@
+"""The rollout window's rules over a scripted cluster: what a bad change can reach, and what stops it.
+
+The real control plane (`test_cluster_upgrades.py`) shows the window end to end; here the order of events is
+chosen, so that the bounds hold in every interleaving that matters, not only in the ones a real one produces.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from restart.kube import Kind, Listing, RetryPolicy, WatchHandle
+from restart.objects import WorkloadRef
+from restart.request import RestartError
+from restart.window import Window
+
+FAST = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.05, request_timeout=1.0, watch_window=0.2)
+
+
+def deployment(ref: WorkloadRef, generation: int, observed: int) -> dict[str, Any]:
+    return {
+        "metadata": {"name": ref.name, "namespace": ref.namespace, "generation": generation},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": ref.name}}},
+        "status": {"observedGeneration": observed, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1},
+    }
+
+
+class ScriptedCluster:
+    """PATCH answers at once; the watch then reports that rollout finished (unless `stuck`)."""
+
+    def __init__(self, stuck: frozenset[str] = frozenset()) -> None:
+        self.patched: list[WorkloadRef] = []
+        self.stuck = stuck
+        self._events: list[dict[str, Any]] = []
+        self._lock = threading.Condition()
+
+    def patch(self, ref: WorkloadRef, _body: Mapping[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.patched.append(ref)
+            if ref.name not in self.stuck:
+                self._events.append({"type": "MODIFIED", "object": deployment(ref, 2, 2)})
+                self._lock.notify_all()
+        return deployment(ref, 2, 1)
+
+    def watch(
+        self, _kind: Kind, _rv: str, seconds: float, _handle: WatchHandle | None = None
+    ) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            self._lock.wait_for(lambda: bool(self._events), timeout=seconds)
+            events, self._events = self._events, []
+        yield from events
+
+    def list_all(self, kind: Kind, namespace: str | None = None, label_selector: str | None = None) -> Listing:
+        return Listing([], "1")
+
+
+REFS = tuple(WorkloadRef("Deployment", "shop", f"app-{i}") for i in range(6))
+LISTINGS = {"Deployment": Listing([deployment(ref, 1, 1) for ref in REFS], "1")}
+
+
+def window(cluster: ScriptedCluster, verify: Any, width: int = 2, timeout: int = 30) -> Window:
+    return Window(cluster, width=width, timeout_seconds=timeout, retry=FAST, progress=lambda _l: None, verify=verify)  # type: ignore[arg-type]
+
+
+def test_a_bad_change_reaches_at_most_the_windows_width() -> None:
+    """Every new pod is wrong: the first check fails, and no restart starts after it."""
+    cluster = ScriptedCluster()
+    with pytest.raises(RestartError, match=r"then: bad pods of Deployment/shop/app-\d\. No further restart") as caught:
+        window(cluster, lambda ref, _obj: f"bad pods of {ref}").run(REFS, {}, LISTINGS, {}, {})
+    assert len(cluster.patched) <= 2, cluster.patched
+    assert set(caught.value.restarted) == {str(ref) for ref in cluster.patched}
+
+
+def test_a_good_change_goes_through_in_order_never_more_than_the_width_at_once() -> None:
+    cluster = ScriptedCluster()
+    in_flight: list[int] = []
+
+    def verify(_ref: WorkloadRef, _obj: Mapping[str, Any]) -> None:
+        in_flight.append(len(cluster.patched))
+        return None
+
+    result = window(cluster, verify, width=2).run(REFS, {}, LISTINGS, {}, {})
+    assert result.restarted == REFS
+    # When the n-th check runs, at most n + 1 restarts have started: one slot frees only after a check.
+    assert all(started <= checked + 2 for checked, started in enumerate(in_flight)), in_flight
+
+
+def test_a_failing_check_is_reported_with_what_was_restarted() -> None:
+    def verify(_ref: WorkloadRef, _obj: Mapping[str, Any]) -> None:
+        raise RestartError("forbidden: cannot list pods in namespace 'shop'")
+
+    cluster = ScriptedCluster()
+    with pytest.raises(RestartError, match=r"^restarted [12] workloads .*the check of .* failed: forbidden") as caught:
+        window(cluster, verify).run(REFS, {}, LISTINGS, {}, {})
+    assert caught.value.restarted
+
+
+def test_an_unknown_error_of_the_check_is_shown_by_its_type_alone() -> None:
+    def verify(_ref: WorkloadRef, _obj: Mapping[str, Any]) -> None:
+        raise ValueError("Invalid header value b'Bearer secret-token-123'")
+
+    with pytest.raises(RestartError, match=r"failed unexpectedly \(ValueError\)") as caught:
+        window(ScriptedCluster(), verify).run(REFS, {}, LISTINGS, {}, {})
+    assert "secret-token-123" not in str(caught.value)
+
+
+def test_a_workload_restarted_earlier_that_still_mismatches_does_not_block_the_others() -> None:
+    earlier = REFS[0]
+    cluster = ScriptedCluster()
+
+    def verify(ref: WorkloadRef, _obj: Mapping[str, Any]) -> str | None:
+        return f"{ref} still runs istio-init" if ref == earlier else None
+
+    listings = {"Deployment": Listing([deployment(earlier, 2, 2), *LISTINGS["Deployment"].items[1:]], "1")}
+    with pytest.raises(
+        RestartError, match=r"restarted 5 workloads .*1 workloads restarted by an earlier run"
+    ) as caught:
+        window(cluster, verify).run(REFS[1:], {earlier: 2}, listings, {}, {})
+    assert cluster.patched == list(REFS[1:]), "the others were restarted all the same"
+    assert len(caught.value.restarted) == 5
+
+
+def test_a_stuck_rollout_times_out_and_stops_new_restarts() -> None:
+    cluster = ScriptedCluster(stuck=frozenset({"app-0", "app-1"}))
+    with pytest.raises(RestartError, match=r"2 of 6 rollouts did not finish within 1 s"):
+        window(cluster, lambda _r, _o: None, width=2, timeout=1).run(REFS, {}, LISTINGS, {}, {})
+    assert cluster.patched == list(REFS[:2])
