@@ -41,6 +41,8 @@ REVISION_LABEL = "istio.io/rev"
 """On a namespace: the revision or tag that injects it. On a pod: the revision that injected it."""
 CANARY_TAG = "canary"
 """The revision tag of the canary control plane: namespaces labelled `istio.io/rev=canary` use it."""
+OTHER_RELEASE_NAMES = ("istio-base", "istio-cni", "istiod", "prometheus", "jaeger", "grafana", "kiali")
+"""The Helm releases the program names itself (and `istiod-<revision>` for a canary): a gateway may not reuse one."""
 CANARY_MAX_MINORS = 2
 """Istio's canary upgrade may skip one minor release: the canary is at most two minors above `version`."""
 
@@ -108,6 +110,12 @@ class GatewaySettings:
             RELEASE_NAME,
             "a DNS label of at most 53 characters (a Helm release name)",
         )
+        if self.name in OTHER_RELEASE_NAMES or self.name.startswith("istiod-"):
+            raise not_allowed(
+                config_key("istio.gateway.name"),
+                self.name,
+                f"a release name of its own: {', '.join(OTHER_RELEASE_NAMES)} and istiod-<revision> are the program's",
+            )
         name = config_key("istio.gateway.namespace")
         require_match(name, self.namespace, DNS_LABEL, "a namespace name")
         if self.enabled and preexisting(self.namespace):

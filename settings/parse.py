@@ -32,7 +32,16 @@ from settings.model import (
     RestartSettings,
     StackSettings,
 )
-from settings.rules import CLUSTER_NAME, RESOURCE_GROUP, ConfigError, config_key, not_allowed, show, unknown_key
+from settings.rules import (
+    CLUSTER_NAME,
+    RESOURCE_GROUP,
+    ConfigError,
+    config_key,
+    matches,
+    not_allowed,
+    show,
+    unknown_key,
+)
 from settings.yaml_file import read_yaml_file
 
 SECTIONS = ("cluster", "istio", "mesh", "restart")
@@ -169,7 +178,7 @@ def _entra_id(section: Section) -> EntraIdSettings:
 def _default_name(section: Section, name: str, default: str, stack: str, pattern: Any) -> str:
     """A name made from the stack's name must be valid too; the fix is to set it explicitly."""
     value = section.string(name, default)
-    if name not in section.raw and not pattern.match(value):
+    if name not in section.raw and not matches(pattern, value):
         raise ConfigError(
             f"{section.path(name)}: the default '{value}', made from the stack name '{stack}', is not a valid "
             f"name; set {section.path(name)} explicitly"
@@ -210,12 +219,26 @@ def _load_operator_file(path_setting: Any, root: Path) -> tuple[str, dict[str, A
     key = config_key("istio.operatorFile")
     if not isinstance(path_setting, str) or not path_setting:
         raise ConfigError(f"{key}: {show(path_setting)} is not allowed; expected a path to an IstioOperator YAML file")
-    path = Path(path_setting)
-    path = path if path.is_absolute() else root / path
-    document = read_yaml_file(path, f"{key}: '{path_setting}'")
+    path = _inside_project(key, path_setting, root)
+    document = read_yaml_file(path, f"{key}: {show(path_setting)}")
     if not isinstance(document, Mapping):
         raise ConfigError(f"{key}: '{path_setting}' is not an IstioOperator document")
     return path_setting, istio_config_from_operator(document, path_setting)
+
+
+def _inside_project(key: str, path_setting: str, root: Path) -> Path:
+    """The file, if it lies inside the project (symlinks resolved): a stack setting may not read elsewhere."""
+    allowed = "a relative path to a file inside the project directory"
+    if "\0" in path_setting or len(path_setting) > 1024:
+        raise not_allowed(key, path_setting, allowed)
+    relative = Path(path_setting)
+    if relative.is_absolute():
+        raise not_allowed(key, path_setting, allowed)
+    project = root.resolve()
+    path = (project / relative).resolve()
+    if not path.is_relative_to(project):
+        raise not_allowed(key, path_setting, f"{allowed} (it resolves outside it)")
+    return path
 
 
 def _cni(section: Section) -> CniSettings:

@@ -14,14 +14,19 @@ from typing import Any
 PROJECT = "aks-istio"
 """The Pulumi project name (`Pulumi.yaml`), which is also the namespace of its config keys."""
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-CLUSTER_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$")
-RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
-VM_SIZE = re.compile(r"^Standard_[A-Za-z0-9_]+$")
-RELEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
-GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-K8S_VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
-ZONE = re.compile(r"^[123]$")
+# Matched whole (`fullmatch`) over ASCII only: `$` would accept a trailing newline and `\d`/`\w` non-ASCII
+# digits and letters, which Azure and Kubernetes refuse or, worse, store.
+_NUMBER = r"(?:0|[1-9][0-9]*)"
+DNS_LABEL = re.compile(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?", re.ASCII)
+CLUSTER_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?", re.ASCII)
+RESOURCE_GROUP = re.compile(r"[-A-Za-z0-9_.()]{0,89}[-A-Za-z0-9_()]", re.ASCII)
+VM_SIZE = re.compile(r"Standard_[A-Za-z0-9_]+", re.ASCII)
+RELEASE_NAME = re.compile(r"[a-z0-9](?:[-a-z0-9]{0,51}[a-z0-9])?", re.ASCII)
+GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", re.ASCII)
+K8S_VERSION = re.compile(rf"{_NUMBER}\.{_NUMBER}(?:\.{_NUMBER})?", re.ASCII)
+RELEASE_VERSION = re.compile(rf"({_NUMBER})\.({_NUMBER})\.({_NUMBER})", re.ASCII)
+"""MAJOR.MINOR.PATCH without leading zeros (`01.030.3` is no release)."""
+ZONE = re.compile(r"[123]", re.ASCII)
 
 
 class ConfigError(ValueError):
@@ -33,8 +38,10 @@ def config_key(path: str) -> str:
     return f"{PROJECT}:{path}"
 
 
-def show(value: Any) -> str:
-    return repr(value) if not isinstance(value, str) else f"'{value}'"
+def show(value: Any, limit: int = 200) -> str:
+    """A value for a message: on one line (control characters escaped), and bounded."""
+    text = f"'{value}'" if isinstance(value, str) and value.isprintable() else repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def not_allowed(name: str, value: Any, allowed: str) -> ConfigError:
@@ -51,8 +58,13 @@ def unknown_key(
     return ConfigError(f"{name}: unknown setting; {hint}{listed_as} {', '.join(shown(c) for c in choices)}")
 
 
+def matches(pattern: re.Pattern[str], value: str) -> bool:
+    """The whole value matches (never a prefix, never before a trailing newline)."""
+    return pattern.fullmatch(value) is not None
+
+
 def require_match(name: str, value: str, pattern: re.Pattern[str], allowed: str) -> None:
-    if not pattern.match(value):
+    if not matches(pattern, value):
         raise not_allowed(name, value, allowed)
 
 
@@ -71,7 +83,7 @@ def require_names(name: str, values: Iterable[str], pattern: re.Pattern[str], al
     """Every item matches `pattern`, and none is listed twice."""
     items = list(values)
     for item in items:
-        if not pattern.match(item):
+        if not matches(pattern, item):
             raise not_allowed(name, item, allowed)
     repeated = sorted({item for item in items if items.count(item) > 1})
     if repeated:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from settings.rules import ConfigError, config_key
+from settings.rules import RELEASE_VERSION, ConfigError, config_key
 
 MINIMUM_ISTIO_VERSION = (1, 24)
 """Since 1.24 the cni chart's keys are flat (`excludeNamespaces`); before, they sat under `cni.`."""
 
-_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
-
 
 def istio_release(version: Any) -> tuple[int, int, int] | None:
     """`version` as (major, minor, patch) when it is a plain release MAJOR.MINOR.PATCH, else None."""
-    match = _VERSION.match(version) if isinstance(version, str) else None
+    match = RELEASE_VERSION.fullmatch(version) if isinstance(version, str) else None
     return (int(match[1]), int(match[2]), int(match[3])) if match else None
 
 

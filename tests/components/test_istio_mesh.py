@@ -194,7 +194,7 @@ def test_a_gateway_the_operator_file_leaves_without_namespace_runs_in_istio_syst
     operator_file.write_text(
         yaml.safe_dump({"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator", "spec": spec})
     )
-    run = run_program("test", {}, program=mesh_program(parse_istio({"operatorFile": str(operator_file)}, tmp_path)))
+    run = run_program("test", {}, program=mesh_program(parse_istio({"operatorFile": operator_file.name}, tmp_path)))
     gateway = run.named("mesh-gateway").inputs
     assert (gateway["name"], gateway["namespace"]) == ("istio-ingressgateway", "istio-system")
     assert sorted(r.name for r in run.of_type(NAMESPACE)) == ["mesh-istio-system", "mesh-ns-payments", "mesh-ns-shop"]

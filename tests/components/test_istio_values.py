@@ -309,3 +309,13 @@ def test_kiali_without_tracing_or_grafana_does_not_look_for_them() -> None:
 def test_grafana_without_prometheus_has_no_datasource() -> None:
     (grafana,) = addon_charts(IstioSettings(addons=AddonSettings(grafana=True)))
     assert "datasources" not in grafana.values
+
+
+def test_the_release_names_a_gateway_may_not_take_are_the_ones_the_program_uses() -> None:
+    from components.addon_values import addon_charts
+    from settings.model import OTHER_RELEASE_NAMES
+
+    everything = IstioSettings(addons=AddonSettings(grafana=True, tracing=True, kiali=True, prometheus=True))
+    assert {chart.release_name for chart in addon_charts(everything)} | {"istio-base", "istio-cni", "istiod"} == set(
+        OTHER_RELEASE_NAMES
+    )

@@ -9,7 +9,7 @@ import pytest
 
 from offline.engine import ProgramRun, available_stacks, is_secret_input, reveal, run_program, stack_config
 from settings.model import SYSTEM_NAMESPACES
-from tests.support.reference import SEED_FILE
+from tests.support.reference import SEED_RELATIVE
 
 RESTART_TYPE = "pulumi-python:dynamic/restart:SidecarRestart"
 CNI_INPUTS = ("cniEnabled", "excludeNamespaces")
@@ -119,7 +119,7 @@ def test_each_committed_stack_composes(stack: str) -> None:
 
 
 def test_the_articles_operator_file_gives_the_same_stack_as_the_equivalent_config() -> None:
-    seed = str(SEED_FILE)
+    seed = SEED_RELATIVE
     from_file = run_program("dev", {**stack_config("dev"), "aks-istio:istio": {"operatorFile": seed}})
     equivalent = run_program(
         "dev",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from settings.operator_file import istio_config_from_operator, merge_operator_co
 from settings.operator_manifest import operator_manifest
 from settings.parse import parse_istio
 from settings.rules import ConfigError
-from tests.support.reference import SEED_FILE
+from settings.stack_file import ROOT
+from tests.support.reference import SEED_FILE, SEED_RELATIVE
 from tests.support.scenarios import CNI_DISABLED, DEV, MINIMAL, PROD
 
 SOURCE = "install-istio.yaml"
@@ -61,7 +63,7 @@ def test_the_seed_file_translates_to_the_cni_exclusions_and_all_four_addons() ->
 
 
 def test_the_seed_file_gives_exactly_the_settings_of_the_equivalent_stack_config() -> None:
-    from_file = parse_istio({"operatorFile": str(SEED_FILE)}, Path.cwd())
+    from_file = parse_istio({"operatorFile": SEED_RELATIVE}, ROOT)
     equivalent = parse_istio(
         {
             "cni": {"enabled": True, "excludeNamespaces": list(SYSTEM_NAMESPACES)},
@@ -70,7 +72,7 @@ def test_the_seed_file_gives_exactly_the_settings_of_the_equivalent_stack_config
         },
         Path.cwd(),
     )
-    assert from_file.operator_file == str(SEED_FILE)
+    assert from_file.operator_file == SEED_RELATIVE
     assert without_file(from_file) == equivalent
     assert from_file.cni == CniSettings(enabled=True, exclude_namespaces=SYSTEM_NAMESPACES)
     assert from_file.addons == AddonSettings(grafana=True, tracing=True, kiali=True, prometheus=True)
@@ -80,7 +82,7 @@ def test_the_seed_file_gives_exactly_the_settings_of_the_equivalent_stack_config
 def test_the_dev_stack_agrees_with_the_seed_file() -> None:
     dev_istio = stack_config("dev")["aks-istio:istio"]
     assert "gateway" not in dev_istio  # so the file's gateway namespace does not conflict with it
-    with_file = parse_istio({**dev_istio, "operatorFile": str(SEED_FILE)}, Path.cwd())
+    with_file = parse_istio({**dev_istio, "operatorFile": SEED_RELATIVE}, ROOT)
     assert without_file(with_file) == parse_istio({**dev_istio, **GATEWAY_IN_ISTIO_SYSTEM}, Path.cwd())
 
 
@@ -163,7 +165,7 @@ def test_a_gateway_without_a_namespace_stays_where_istioctl_put_it(tmp_path: Pat
         config = translate({"components": {"ingressGateways": [gateway]}})
         assert config["gateway"]["namespace"] == "istio-system"
     spec = {"components": {"ingressGateways": [{"name": "istio-ingressgateway", "enabled": True}]}}
-    settings = parse_istio({"operatorFile": str(write_operator_file(spec, tmp_path))}, tmp_path)
+    settings = parse_istio({"operatorFile": write_operator_file(spec, tmp_path).name}, tmp_path)
     assert settings.gateway == GatewaySettings(enabled=True, name="istio-ingressgateway", namespace="istio-system")
 
 
@@ -178,7 +180,7 @@ def test_a_file_without_ingress_gateways_keeps_the_default_profile_gateway_in_is
     # replace its Service, and with it the LoadBalancer IP.
     spec = {"components": {"cni": {"enabled": True}}}
     assert translate(spec) == {"cni": {"enabled": True}, **GATEWAY_IN_ISTIO_SYSTEM}
-    path = str(write_operator_file(spec, tmp_path))
+    path = write_operator_file(spec, tmp_path).name
     settings = parse_istio({"operatorFile": path}, tmp_path)
     assert settings.gateway == GatewaySettings(enabled=True, name="istio-ingressgateway", namespace="istio-system")
     with pytest.raises(ConfigError) as failure:
@@ -364,7 +366,7 @@ def test_agreeing_and_complementary_settings_merge() -> None:
 
 def test_a_conflict_reaches_the_stack_settings_as_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"spec\.components\.cni\.enabled"):
-        parse_istio({"operatorFile": str(SEED_FILE), "cni": {"enabled": False}}, tmp_path)
+        parse_istio({"operatorFile": SEED_RELATIVE, "cni": {"enabled": False}}, ROOT)
 
 
 # --- Export ---------------------------------------------------------------------------------------
@@ -378,7 +380,7 @@ def test_export_then_import_gives_the_same_settings(name: str, tmp_path: Path) -
     exported = tmp_path / "istio-operator.yaml"
     exported.write_text(operator_manifest(settings, MeshSettings(("shop",))))
     # The Istio version is istioctl's own, not part of the file: it stays in stack config.
-    imported = parse_istio({"version": settings.version, "operatorFile": str(exported)}, tmp_path)
+    imported = parse_istio({"version": settings.version, "operatorFile": exported.name}, tmp_path)
     assert without_file(imported) == settings
 
 
@@ -422,3 +424,55 @@ def test_gateway_service_annotations_come_from_the_operator_files_k8s_block() ->
         istio_config_from_operator(
             {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator", "spec": spec}, SOURCE
         )
+
+
+# --- Hostile files and paths ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        (
+            "/dev/zero",
+            r"operatorFile: '/dev/zero' is not allowed; expected a relative path to a file inside the project",
+        ),
+        ("/dev/stdin", r"'/dev/stdin' is not allowed"),
+        ("../../etc/passwd", r"'../../etc/passwd' is not allowed; .* \(it resolves outside it\)"),
+        ("a\0b.yaml", r"'a\\x00b.yaml' is not allowed"),
+        ("missing.yaml", r"operatorFile: 'missing.yaml': not a regular file"),
+    ],
+)
+def test_an_operator_file_outside_the_project_or_not_a_file_is_refused_in_one_line(
+    tmp_path: Path, setting: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=expected) as caught:
+        parse_istio({"operatorFile": setting}, tmp_path)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_symlink_out_of_the_project_is_refused(tmp_path: Path) -> None:
+    project, outside = tmp_path / "project", tmp_path / "secret.yaml"
+    project.mkdir()
+    outside.write_text("apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\n")
+    (project / "istio.yaml").symlink_to(outside)
+    with pytest.raises(ConfigError, match=r"resolves outside it"):
+        parse_istio({"operatorFile": "istio.yaml"}, project)
+
+
+def test_an_operator_alias_bomb_or_binary_file_is_refused_within_a_second(tmp_path: Path) -> None:
+    from tests.settings.test_yaml_file import BOMB
+
+    (tmp_path / "bomb.yaml").write_text(BOMB)
+    (tmp_path / "binary.yaml").write_bytes(b"spec:\n  tag: \xff\xfe\n")
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"operatorFile: 'bomb.yaml':\d+:\d+: refused: the document expands"):
+        parse_istio({"operatorFile": "bomb.yaml"}, tmp_path)
+    with pytest.raises(ConfigError, match=r"operatorFile: 'binary.yaml': not UTF-8 text"):
+        parse_istio({"operatorFile": "binary.yaml"}, tmp_path)
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_key_given_twice_in_an_operator_file_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "twice.yaml").write_text("spec:\n  tag: 1.30.3\n  tag: 1.29.6\n")
+    with pytest.raises(ConfigError, match=r"'twice.yaml':3:3: the key 'tag' is given twice"):
+        parse_istio({"operatorFile": "twice.yaml"}, tmp_path)

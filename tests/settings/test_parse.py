@@ -137,6 +137,29 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
         },
         ["istio.global.proxy.image", "pins one proxy for both control planes"],
     ),
+    (
+        "a gateway named like istiod",
+        {"istio": {"gateway": {"name": "istiod", "namespace": "istio-system"}}},
+        ["istio.gateway.name", "'istiod'", "a release name of its own"],
+    ),
+    (
+        "a gateway named like a canary",
+        {"istio": {"gateway": {"name": "istiod-1-30-3"}}},
+        ["istio.gateway.name", "'istiod-1-30-3'"],
+    ),
+    ("a namespace with a trailing newline", {"mesh": {"namespaces": ["shop\n"]}}, ["mesh.namespaces", "'shop\\n'"]),
+    ("a version with a newline", {"cluster": {"kubernetesVersion": "1.33\n"}}, ["kubernetesVersion", "'1.33\\n'"]),
+    (
+        "a version in Arabic-Indic digits",
+        {"cluster": {"kubernetesVersion": "\u0661.\u0663\u0663", "autoUpgradeChannel": "none"}},
+        ["kubernetesVersion"],
+    ),
+    ("an Istio version with leading zeros", {"istio": {"version": "01.030.3"}}, ["istio.version", "'01.030.3'"]),
+    (
+        "a resource group with a newline",
+        {"cluster": {"resourceGroupName": "rg-x\n"}},
+        ["resourceGroupName", "'rg-x\\n'"],
+    ),
     ("malformed istio version", {"istio": {"version": "1.30"}}, ["istio.version", "'1.30'", "MAJOR.MINOR.PATCH"]),
     ("cni enabled not a bool", {"istio": {"cni": {"enabled": "yes"}}}, ["cni.enabled", "'yes'", "true or false"]),
     (
@@ -258,6 +281,7 @@ def test_bad_input_fails_with_a_message_naming_key_value_and_allowed(
         settings_of(objects)
     for fragment in fragments:
         assert fragment in str(failure.value), f"{case}: {fragment!r} not in {failure.value}"
+    assert "\n" not in str(failure.value), "one line, whatever the value"
 
 
 def test_real_chart_keys_pass() -> None:

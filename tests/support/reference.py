@@ -13,3 +13,5 @@ SHARED_REFERENCE = TESTS.parents[1] / "shared/reference"
 CHARTS = FIXTURES / "istio-1.30.3/charts"
 INJECTION_TEMPLATE = FIXTURES / "istio-1.30.3/injection/injection-template.yaml"
 SEED_FILE = FIXTURES / "seed/install-istio.yaml"
+SEED_RELATIVE = str(SEED_FILE.relative_to(TESTS.parent))
+"""The seed file as a stack setting gives it: relative to the project root."""

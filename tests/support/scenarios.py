@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from settings.model import SYSTEM_NAMESPACES, AddonSettings, CniSettings, GatewaySettings, IstioSettings, MeshSettings
 from settings.parse import parse_istio
-from tests.support.reference import SEED_FILE
+from settings.stack_file import ROOT
+from tests.support.reference import SEED_RELATIVE
 
 ALL_ADDONS = AddonSettings(grafana=True, tracing=True, kiali=True, prometheus=True)
 DEV = IstioSettings(addons=ALL_ADDONS)
@@ -47,7 +47,7 @@ MESH = MeshSettings(("shop", "payments"))
 
 def operator_file_settings() -> IstioSettings:
     """The article's IstioOperator file, read as the stack's Istio settings."""
-    return parse_istio({"operatorFile": str(SEED_FILE)}, Path.cwd())
+    return parse_istio({"operatorFile": SEED_RELATIVE}, ROOT)
 
 
 ISTIO_SCENARIOS: dict[str, Callable[[], IstioSettings]] = {
