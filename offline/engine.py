@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import runpy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,6 +204,7 @@ def run_program(
     program: Callable[[], None] | None = None,
     root: Path = ROOT,
     recorded: list[RecordedResource] | None = None,
+    secret_keys: Sequence[str] = (),
 ) -> ProgramRun:
     """Run `program` (default: the project's `__main__.py`) as stack `stack` with `config`.
 
@@ -214,7 +215,9 @@ def run_program(
     monitor = RecordingMonitor(mocks, recorded)
     pulumi.runtime.settings.reset_options()
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
-    pulumi.runtime.set_all_config({key: _config_value(value) for key, value in config.items()})
+    pulumi.runtime.set_all_config(
+        {key: _config_value(value) for key, value in config.items()}, secret_keys=list(secret_keys)
+    )
 
     def body() -> None:
         if program is not None:

@@ -110,7 +110,7 @@ def in_dependency_order(siblings: list[RecordedResource], run: ProgramRun) -> li
         }
         return {s for s in map(sibling_of, wanted) if s and s != resource.urn}
 
-    pending = sorted(siblings, key=lambda r: r.name)
+    pending = sorted(siblings, key=lambda r: (r.name, r.type))  # names can repeat across types
     requirements = {r.urn: needs(r) for r in pending}
     done: set[str] = set()
     ordered: list[RecordedResource] = []

@@ -18,28 +18,26 @@ import random
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import urllib3
-import yaml
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch import watch as kube_watch
 
+from restart.credentials import client_configuration, public_url
 from restart.objects import WorkloadRef, slim_pod, slim_workload
 from restart.request import RestartError
 
 # The client's helpers carry no type hints; typed aliases keep the strict type check meaningful here.
 _iter_lines: Callable[[Any], Iterator[str]] = kube_watch.iter_resp_lines
-_load_kubeconfig: Callable[..., None] = config.load_kube_config_from_dict
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 PATCH_CONTENT_TYPE = "application/strategic-merge-patch+json"
 FIELD_MANAGER = "aks-istio-restart"
-"""Names this program in the patched objects' `managedFields`, so a reader can tell who set the annotations."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,7 @@ class Cluster:
 
     def __init__(self, api_client: Any, server: str, retry: RetryPolicy, page_size: int) -> None:
         self._apis = {"core": client.CoreV1Api(api_client), "apps": client.AppsV1Api(api_client)}
-        self._server = server
+        self._server = public_url(server)
         self._retry = retry
         self._page_size = page_size
 
@@ -185,12 +183,13 @@ class Cluster:
         attempts = self._retry.attempts
         if isinstance(exc, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError):
             return RestartError(
-                f"the Kubernetes API server at {self._server} is unreachable ({attempts} attempts): {exc}"
+                f"the Kubernetes API server at {self._server} is unreachable ({attempts} attempts, "
+                f"{type(exc).__name__})"
             )
         if isinstance(exc, ApiException):
             detail = f"HTTP {exc.status}: {_status_message(exc)}"
         else:
-            detail = f"connection to {self._server} failed: {exc}"
+            detail = f"connection to {self._server} failed ({type(exc).__name__})"
         return RestartError(
             f"gave up to {verb} {kind.plural} in {self._where(namespace)} after {attempts} attempts: {detail}"
         )
@@ -327,38 +326,11 @@ def _status_message(exc: ApiException) -> str:
     return str(exc.reason or "")
 
 
-def _credentials_expire(kubeconfig: Mapping[str, Any]) -> bool:
-    """Whether the current context's user gets short-lived tokens (an exec plugin such as kubelogin)."""
-    contexts = {c.get("name"): c.get("context") or {} for c in kubeconfig.get("contexts") or []}
-    user_name = contexts.get(kubeconfig.get("current-context"), {}).get("user")
-    users = {u.get("name"): u.get("user") or {} for u in kubeconfig.get("users") or []}
-    user = users.get(user_name, {})
-    return "exec" in user or "auth-provider" in user
-
-
 @contextlib.contextmanager
 def connect(kubeconfig: str, retry: RetryPolicy, page_size: int, pool_size: int) -> Iterator[Cluster]:
     """A fresh client for this run only: no global configuration, certificates in a private temp dir."""
-    try:
-        loaded = yaml.safe_load(kubeconfig)
-    except yaml.YAMLError:
-        # The parser's message quotes the offending text, which may hold credentials: leave it out.
-        raise RestartError("the kubeconfig is not valid YAML") from None
-    if not isinstance(loaded, dict):
-        raise RestartError("the kubeconfig is not a mapping")
     with tempfile.TemporaryDirectory(prefix="aks-istio-kube-") as cert_dir:
-        configuration = client.Configuration()
-        try:
-            _load_kubeconfig(loaded, client_configuration=configuration, persist_config=False, temp_file_path=cert_dir)
-        except Exception as exc:
-            # Only the type: the loader's messages quote parts of the document.
-            raise RestartError(f"the kubeconfig cannot be used: {type(exc).__name__}") from None
-        if not configuration.host:
-            raise RestartError("the kubeconfig names no API server for its current context")
-        if not _credentials_expire(loaded):
-            # The client reloads the whole kubeconfig before every request, for tokens that expire; with
-            # a static token or certificate that is a third of each PATCH's CPU for nothing.
-            configuration.refresh_api_key_hook = None
+        configuration = client_configuration(kubeconfig, cert_dir)
         # Retries are ours: urllib3's would repeat requests behind our back and not honour Retry-After.
         configuration.retries = False
         configuration.connection_pool_maxsize = pool_size

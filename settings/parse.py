@@ -7,7 +7,7 @@ This layer checks what only the raw form has: each object's shape, each value's 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +32,7 @@ from settings.model import (
     RestartSettings,
     StackSettings,
 )
+from settings.redaction import redacted
 from settings.rules import (
     CLUSTER_NAME,
     RESOURCE_GROUP,
@@ -325,9 +326,26 @@ def parse_restart(raw: Any) -> RestartSettings:
 
 
 def parse_settings(
-    stack: str, objects: Mapping[str, Any], location: str | None, root: Path | None = None
+    stack: str,
+    objects: Mapping[str, Any],
+    location: str | None,
+    root: Path | None = None,
+    secret: Collection[str] = (),
 ) -> StackSettings:
-    """Typed settings from the raw config objects (`cluster`, `istio`, `mesh`, `restart`)."""
+    """Typed settings from the raw config objects (`cluster`, `istio`, `mesh`, `restart`).
+
+    `secret` names the objects set as secrets (`pulumi config set --secret`): their values never reach a message.
+    """
+    try:
+        return _parse_settings(stack, objects, location, root)
+    except ConfigError as exc:
+        hidden = [objects[name] for name in secret if name in objects]
+        if not hidden:
+            raise
+        raise ConfigError(redacted(str(exc), hidden, [config_key(name) for name in secret])) from None
+
+
+def _parse_settings(stack: str, objects: Mapping[str, Any], location: str | None, root: Path | None) -> StackSettings:
     unknown = sorted(set(objects) - set(SECTIONS))
     if unknown:
         raise unknown_key(config_key(unknown[0]), unknown[0], SECTIONS, "allowed keys are", config_key)

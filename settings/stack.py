@@ -35,4 +35,12 @@ def load_settings() -> StackSettings:
         except pulumi.ConfigTypeError:
             objects[name] = config.get(name)
     location = pulumi.Config("azure-native").get("location")
-    return parse_settings(pulumi.get_stack(), objects, location, Path.cwd())
+    secret = {name for name in objects if _is_secret(f"{PROJECT}:{name}")}
+    return parse_settings(pulumi.get_stack(), objects, location, Path.cwd(), secret)
+
+
+def _is_secret(key: str) -> bool:
+    """Whether the engine passed `key` as a secret (`pulumi config set --secret`)."""
+    import pulumi.runtime.config as runtime_config
+
+    return runtime_config.is_config_secret(key) or key in runtime_config.get_config_secret_keys_env()

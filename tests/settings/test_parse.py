@@ -355,3 +355,34 @@ def test_a_canary_is_read_with_its_revision_and_the_charts_both_planes_share() -
     assert settings.istio.canary_proxy_image == "docker.io/istio/proxyv2:1.30.3"
     assert settings.istio.proxy_image == "docker.io/istio/proxyv2:1.29.6"
     assert settings_of({}).istio.canary is None
+
+
+@pytest.mark.parametrize(
+    ("objects", "secret"),
+    [
+        ({"restart": {"maxConcurrent": "hunter2-secret"}}, "hunter2-secret"),
+        ({"restart": {"timeoutSeconds": 987654321}}, "987654321"),
+        ({"cluster": {"tags": {"owner": ["hunter2-secret"]}}}, "hunter2-secret"),
+        ({"mesh": {"namespaces": ["Hunter2_Secret"]}}, "Hunter2_Secret"),
+    ],
+    ids=["wrong-type", "out-of-range", "nested", "in-a-list"],
+)
+def test_a_bad_value_of_a_secret_key_is_never_shown(objects: dict[str, Any], secret: str) -> None:
+    with pytest.raises(ConfigError) as shown:
+        settings_of(objects)
+    assert secret in str(shown.value), "shown when the key is not secret"
+    with pytest.raises(ConfigError) as hidden:
+        parse_settings("dev", objects, "westeurope", ROOT, secret=set(objects))
+    assert secret not in str(hidden.value) and "[secret]" in str(hidden.value), hidden.value
+    assert str(hidden.value).startswith("aks-istio:")
+
+
+def test_the_program_hides_the_values_of_keys_pulumi_holds_as_secrets() -> None:
+    config = {**stack_config("dev"), "aks-istio:restart": {"maxConcurrent": "hunter2-secret"}}
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program("dev", config, secret_keys=["aks-istio:restart"])
+    assert "hunter2-secret" not in str(caught.value)
+    assert (
+        str(caught.value)
+        == "aks-istio:restart.maxConcurrent: [secret] is not allowed; expected a whole number from 1 to 100"
+    )

@@ -1,0 +1,93 @@
+"""No credential reaches a restart error or the log: a token that must never appear, in every way it could.
+
+Only known-safe text is shown: the verb, the resource, the namespace, the status code, Kubernetes' own Status
+message; server URLs without userinfo or query; unknown exceptions by their type.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from restart.credentials import public_url
+from restart.request import RestartError, RestartRequest
+from restart.resource import SidecarRestartProvider
+from restart.run import run_restart
+from tests.restart.cluster_helpers import FAST
+from tests.support.kube_emulator import KubeEmulator, kubeconfig_for
+
+TOKEN = "tok-3f9a-never-shown"
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (f"https://admin:{TOKEN}@10.0.0.1:6443/base?access_token={TOKEN}#frag", "https://10.0.0.1:6443/base"),
+        ("https://[::1]:443", "https://[::1]:443"),
+        ("https://aks.example.net", "https://aks.example.net"),
+    ],
+)
+def test_a_server_url_is_shown_without_userinfo_query_or_fragment(url: str, shown: str) -> None:
+    assert public_url(url) == shown
+
+
+def test_an_unreachable_server_with_credentials_in_its_url_is_named_without_them() -> None:
+    url = f"http://admin:{TOKEN}@127.0.0.1:{closed_port()}/?access_token={TOKEN}"
+    request = RestartRequest(kubeconfig=kubeconfig_for(url, TOKEN), cni_enabled=True)
+    with pytest.raises(RestartError, match=r"API server at http://127.0.0.1:\d+/ is unreachable") as caught:
+        run_restart(request, lambda _line: None, retry=FAST)
+    assert TOKEN not in str(caught.value)
+
+
+def plugin(tmp_path: Path, body: str) -> dict[str, Any]:
+    script = tmp_path / "kubelogin"
+    script.write_text(f"#!{sys.executable}\nimport json, sys\n{body}\n")
+    script.chmod(0o755)
+    return {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": str(script)}}
+
+
+def with_user(emulator: KubeEmulator, user: dict[str, Any]) -> str:
+    document = json.loads(emulator.kubeconfig())
+    document["users"][0]["user"] = user
+    return json.dumps(document)
+
+
+def test_an_exec_plugin_that_fails_printing_a_token_is_never_quoted_or_logged(
+    emulator: KubeEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    failing = plugin(tmp_path, f"print('refresh failed for token {TOKEN}', file=sys.stderr)\nsys.exit(1)")
+    props = {
+        "kubeconfig": with_user(emulator, failing), "cniEnabled": True, "excludeNamespaces": [],
+        "maxConcurrent": 2, "waitForRollout": False, "timeoutSeconds": 30,
+    }  # fmt: skip
+    with caplog.at_level(logging.DEBUG), pytest.raises(RestartError) as caught:
+        SidecarRestartProvider().create(SidecarRestartProvider().check({}, props).inputs)
+    assert TOKEN not in str(caught.value)
+    assert TOKEN not in caplog.text and "exec plugin failed" in caplog.text
+    assert TOKEN not in capfd.readouterr().err
+
+
+def test_a_token_that_turns_malformed_is_reported_by_type_alone(emulator: KubeEmulator, tmp_path: Path) -> None:
+    credential = {"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
+                  "status": {"token": f"{TOKEN}\nX-Injected: 1"}}  # fmt: skip
+    malformed = plugin(tmp_path, f"print(json.dumps({credential!r}))")
+    props = {
+        "kubeconfig": with_user(emulator, malformed), "cniEnabled": True, "excludeNamespaces": [],
+        "maxConcurrent": 2, "waitForRollout": False, "timeoutSeconds": 30,
+    }  # fmt: skip
+    with pytest.raises(RestartError) as caught:
+        SidecarRestartProvider().create(SidecarRestartProvider().check({}, props).inputs)
+    assert TOKEN not in str(caught.value)
+    assert "unexpectedly" in str(caught.value) or "rejected" in str(caught.value), caught.value
