@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from settings.merging import deep_merge
-from settings.rules import config_key
+from settings.rules import config_key, show
 
 # `global.*` is shared by name across the Istio charts, but each chart reads only part of it. istiod
 # gets every configured global key; the other charts get the keys they read (from their 1.30
@@ -97,6 +97,8 @@ class _UnknownKey:
     path: str
     map_over_scalar: bool = False
     """The key exists, but the value is a map where the chart's default is not."""
+    wrong_type: str = ""
+    """The key exists, but the value's type is not the default's (`a whole number`, `true or false`, ...)."""
 
 
 def _unknown_below(values: Mapping[str, Any], defaults: Mapping[str, Any], prefix: str) -> list[_UnknownKey]:
@@ -114,7 +116,26 @@ def _unknown_below(values: Mapping[str, Any], defaults: Mapping[str, Any], prefi
                 unknown += _unknown_below(value, default, f"{path}.")
             else:
                 unknown.append(_UnknownKey(path, map_over_scalar=True))
+        elif (expected := _type_mismatch(value, default)) is not None:
+            unknown.append(_UnknownKey(path, wrong_type=expected))
     return unknown
+
+
+def _type_mismatch(value: Any, default: Any) -> str | None:
+    """What the value should be, when its type is not the chart default's (`replicaCount: "two"`, `hub: 5`)."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, int | float):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        return None if (whole if isinstance(default, int) else number) else "a number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "a string"
+    if isinstance(default, list):
+        return None if isinstance(value, list) else "a list"
+    if isinstance(default, Mapping) and default:
+        return "a map"
+    return None
 
 
 # --- Checking the configured extras at run time -------------------------------------------------
@@ -192,6 +213,13 @@ def istio_chart_keys() -> Mapping[str, Any]:
     return data
 
 
+def _at(values: Mapping[str, Any], path: str) -> Any:
+    value: Any = values
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
 def unknown_extra_keys(pilot: Mapping[str, Any], global_values: Mapping[str, Any]) -> list[str]:
     """One message per configured `pilot.*` / `global.*` key the Istio charts do not have.
 
@@ -212,6 +240,9 @@ def unknown_extra_keys(pilot: Mapping[str, Any], global_values: Mapping[str, Any
             name = config_key(f"istio.{section}.{unknown.path}")
             if unknown.map_over_scalar:
                 problems.append(f"{name}: a map is not allowed; in {chart} it is a single value")
+            elif unknown.wrong_type:
+                value = _at(values, unknown.path)
+                problems.append(f"{name}: {show(value)} is not allowed; expected {unknown.wrong_type}, as in {chart}")
             else:
                 problems.append(f"{name}: not a key of {chart}; Helm would silently ignore it")
     return problems

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from settings.azure_regions import check_location
 from settings.rules import (
     CLUSTER_NAME,
     GUID,
@@ -17,13 +18,16 @@ from settings.rules import (
     ZONE,
     ConfigError,
     config_key,
+    not_allowed,
     require_choice,
     require_match,
     require_names,
     require_range,
-    show,
 )
 
+PROGRAM_TAGS = ("environment", "managed-by")
+"""Tags the program puts on every Azure resource (Azure compares tag names without case)."""
+TAG_NAME_FORBIDDEN = frozenset("<>%&\\?/")
 NETWORK_PLUGINS = ("azure-overlay", "azure", "kubenet")
 UPGRADE_CHANNELS = ("none", "patch", "stable", "rapid", "node-image")
 LOGIN_MODES = ("azurecli", "workloadidentity", "spn", "msi")
@@ -124,6 +128,7 @@ class ClusterSettings:
     def __post_init__(self) -> None:
         if not self.location:
             raise ConfigError("azure-native:location: not set; expected an Azure region such as westeurope")
+        check_location(self.location)
         for name, value, pattern, allowed in (
             (
                 "name",
@@ -152,12 +157,27 @@ class ClusterSettings:
         if self.user_pool is not None:
             self.user_pool.check(config_key("cluster.userPool"), minimum_count=0)
         require_choice(config_key("cluster.networkPlugin"), self.network_plugin, NETWORK_PLUGINS)
+        self._check_tags()
+
+    def _check_tags(self) -> None:
+        """Azure's rules for tags, and no tag the program sets itself (it would be overwritten silently)."""
         for name, value in self.tags.items():
-            if len(name) > 512 or len(value) > 256:
+            key = f"{config_key('cluster.tags')}.{name}"
+            if name.lower() in PROGRAM_TAGS:
                 raise ConfigError(
-                    f"{config_key('cluster.tags')}.{name}: {show(value)} is not allowed; expected names up to 512 "
-                    "characters and values up to 256"
+                    f"{key}: not allowed; the program sets it ({', '.join(PROGRAM_TAGS)} come from the stack): "
+                    "choose another name"
                 )
+            if not name or len(name) > 512 or any(c in TAG_NAME_FORBIDDEN for c in name) or not name.isprintable():
+                raise not_allowed(
+                    config_key("cluster.tags"), name, "tag names of 1-512 characters, without < > % & \\ ? /"
+                )
+            if name.lower().startswith(("microsoft", "azure", "windows")):
+                raise not_allowed(
+                    config_key("cluster.tags"), name, "a tag name not starting with microsoft, azure or windows"
+                )
+            if len(value) > 256 or not value.isprintable():
+                raise not_allowed(key, value, "a tag value of at most 256 printable characters")
 
     def _check_version_against_channel(self) -> None:
         """AKS moves the version on these channels; a pinned one would show as a downgrade in every preview."""

@@ -160,6 +160,27 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
         {"cluster": {"resourceGroupName": "rg-x\n"}},
         ["resourceGroupName", "'rg-x\\n'"],
     ),
+    (
+        "a pilot value of the wrong type",
+        {"istio": {"pilot": {"replicaCount": "two"}}},
+        ["istio.pilot.replicaCount", "'two'", "expected a number"],
+    ),
+    ("a global value of the wrong type", {"istio": {"global": {"hub": 5}}}, ["istio.global.hub", "5", "a string"]),
+    (
+        "a location that is no Azure region",
+        {},
+        ["azure-native:location", "'west-europe'", "an Azure region name such as westeurope", "did you mean"],
+    ),
+    (
+        "a tag the program sets itself",
+        {"cluster": {"tags": {"Environment": "staging"}}},
+        ["cluster.tags.Environment", "the program sets it"],
+    ),
+    (
+        "a tag name Azure refuses",
+        {"cluster": {"tags": {"team/owner": "x"}}},
+        ["cluster.tags", "'team/owner'", "without < > % & \\ ? /"],
+    ),
     ("malformed istio version", {"istio": {"version": "1.30"}}, ["istio.version", "'1.30'", "MAJOR.MINOR.PATCH"]),
     ("cni enabled not a bool", {"istio": {"cni": {"enabled": "yes"}}}, ["cni.enabled", "'yes'", "true or false"]),
     (
@@ -277,8 +298,9 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
 def test_bad_input_fails_with_a_message_naming_key_value_and_allowed(
     case: str, objects: dict[str, Any], fragments: list[str]
 ) -> None:
+    location = "west-europe" if case == "a location that is no Azure region" else "westeurope"
     with pytest.raises(ConfigError) as failure:
-        settings_of(objects)
+        settings_of(objects, location=location)
     for fragment in fragments:
         assert fragment in str(failure.value), f"{case}: {fragment!r} not in {failure.value}"
     assert "\n" not in str(failure.value), "one line, whatever the value"
