@@ -3,10 +3,8 @@ Istio does not support, so the preview fails before any release changes; anythin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime.proto import provider_pb2
 
@@ -28,16 +26,6 @@ def props(version: str, canary: CanarySettings | None = None, **changes: Any) ->
         "allowDowngradeFrom": planes.allow_downgrade_from,
         "__provider": GUARD,
     }
-
-
-@pytest.fixture(scope="module")
-def host() -> Iterator[Host]:
-    running = Host()
-    try:
-        running.stub.Configure(provider_pb2.ConfigureRequest(acceptSecrets=True), timeout=TIMEOUT)
-        yield running
-    finally:
-        running.close()
 
 
 def failures(host: Host, olds: dict[str, Any], news: dict[str, Any]) -> list[tuple[str, str]]:

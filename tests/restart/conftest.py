@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from pulumi.runtime.proto import provider_pb2
 
 from tests.controlplane.cluster import Cluster
 from tests.controlplane.faults import FaultProxy
 from tests.support.kube_emulator import KubeEmulator
-from tests.support.provider_host import TIMEOUT, Host
 
 
 @pytest.fixture
@@ -18,16 +16,6 @@ def emulator() -> Iterator[KubeEmulator]:
     """A cluster whose istiod serves the CNI setting: finished rollouts leave `istio-validation` pods."""
     with KubeEmulator(rollout_delay=0.02, reinject="istio-validation") as emu:
         yield emu
-
-
-@pytest.fixture(scope="module")
-def host() -> Iterator[Host]:
-    running = Host()
-    try:
-        running.stub.Configure(provider_pb2.ConfigureRequest(acceptSecrets=True), timeout=TIMEOUT)
-        yield running
-    finally:
-        running.close()
 
 
 @pytest.fixture

@@ -56,6 +56,18 @@ class Mesh:
         self.state = update(self.host, engine_view(self.state), news)
         return self.state
 
+    def request(self, **fields: Any) -> RestartRequest:
+        """A run on this mesh with a canary, called directly (not through the provider host)."""
+        values: dict[str, Any] = {
+            "kubeconfig": self.cluster.kubeconfig(),
+            "exclude_namespaces": tuple(others(self.cluster, self.namespaces)),
+            "proxy_image": OLD_PROXY,
+            "canary_revision": CANARY,
+            "canary_proxy_image": NEW_PROXY,
+            "timeout_seconds": 120,
+        }
+        return RestartRequest(**{**values, **fields})
+
     def move(self, suffix: str, labels: dict[str, str | None]) -> None:
         self.namespaces.label(suffix, labels)
 
@@ -187,17 +199,7 @@ def test_the_window_rolls_the_canarys_namespaces_first_one_rollout_at_a_time(mes
     mesh.cluster.injector.set_revision(DEFAULT_REVISION, tag=OLD, cni=False)  # and a CNI switch, for every pod
     mesh.cluster.injector.set_revision(CANARY, tag=NEW, cni=False)
     lines: list[str] = []
-    request = RestartRequest(
-        kubeconfig=mesh.cluster.kubeconfig(),
-        cni_enabled=False,
-        exclude_namespaces=tuple(others(mesh.cluster, mesh.namespaces)),
-        proxy_image=OLD_PROXY,
-        canary_revision=CANARY,
-        canary_proxy_image=NEW_PROXY,
-        canary_namespaces=(mesh.payments,),
-        max_concurrent=1,
-        timeout_seconds=120,
-    )
+    request = mesh.request(cni_enabled=False, canary_namespaces=(mesh.payments,), max_concurrent=1)
     outcome = run_restart(request, lines.append, retry=FAST)
     assert len(outcome.restarted) == 4
     events = [line.split(" ")[:2] for line in lines if line.startswith(("restarted ", "rolled out "))]
@@ -217,17 +219,7 @@ def test_a_bad_canary_stops_after_the_window_and_names_what_it_reached(mesh: Mes
         lambda pod: pod["metadata"].get("labels", {}).get("istio.io/rev") == CANARY
     )
     try:
-        request = RestartRequest(
-            kubeconfig=mesh.cluster.kubeconfig(),
-            cni_enabled=True,
-            exclude_namespaces=tuple(others(mesh.cluster, mesh.namespaces)),
-            proxy_image=OLD_PROXY,
-            canary_revision=CANARY,
-            canary_proxy_image=NEW_PROXY,
-            canary_namespaces=(mesh.payments, mesh.shop),
-            max_concurrent=2,
-            timeout_seconds=4,
-        )
+        request = mesh.request(canary_namespaces=(mesh.payments, mesh.shop), max_concurrent=2, timeout_seconds=4)
         with pytest.raises(RestartError, match=r"rollouts did not finish within 4 s: .*No further restart") as caught:
             run_restart(request, lambda _line: None, retry=FAST)
     finally:
