@@ -15,6 +15,7 @@ from typing import Any
 from settings.chart_keys import unknown_extra_keys
 from settings.cluster_model import ClusterSettings
 from settings.istio_support import check_kubernetes_support
+from settings.mesh_config import unknown_mesh_config_keys
 from settings.rules import (
     DNS_LABEL,
     PROJECT,
@@ -205,7 +206,7 @@ class IstioSettings:
                 f"{config_key('istio.version')} ('{self.version}'): leave it out, and put a variant such as "
                 f"distroless in {config_key('istio.global.variant')}"
             )
-        unknown = unknown_extra_keys(self.pilot, self.global_values)
+        unknown = [*unknown_extra_keys(self.pilot, self.global_values), *unknown_mesh_config_keys(self.mesh_config)]
         if unknown:
             raise ConfigError("; ".join(unknown))
         if self.allow_downgrade_from is not None:

@@ -181,6 +181,16 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
         {"cluster": {"tags": {"team/owner": "x"}}},
         ["cluster.tags", "'team/owner'", "without < > % & \\ ? /"],
     ),
+    (
+        "a meshConfig key istiod does not have",
+        {"istio": {"meshConfig": {"accesLogFile": "/dev/stdout"}}},
+        ["istio.meshConfig.accesLogFile", "not a field of Istio's MeshConfig", "did you mean 'accessLogFile'"],
+    ),
+    (
+        "a meshConfig field Istio removed",
+        {"istio": {"meshConfig": {"mixerCheckServer": "x"}}},
+        ["istio.meshConfig.mixerCheckServer", "not a field"],
+    ),
     ("malformed istio version", {"istio": {"version": "1.30"}}, ["istio.version", "'1.30'", "MAJOR.MINOR.PATCH"]),
     ("cni enabled not a bool", {"istio": {"cni": {"enabled": "yes"}}}, ["cni.enabled", "'yes'", "true or false"]),
     (
@@ -408,3 +418,8 @@ def test_the_program_hides_the_values_of_keys_pulumi_holds_as_secrets() -> None:
         str(caught.value)
         == "aks-istio:restart.maxConcurrent: [secret] is not allowed; expected a whole number from 1 to 100"
     )
+
+
+def test_meshconfig_fields_pass_in_either_spelling_istiod_reads() -> None:
+    settings = settings_of({"istio": {"meshConfig": {"accessLogFile": "/dev/stdout", "enable_tracing": True}}})
+    assert settings.istio.mesh_config == {"accessLogFile": "/dev/stdout", "enable_tracing": True}
