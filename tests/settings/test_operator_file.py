@@ -476,3 +476,35 @@ def test_a_key_given_twice_in_an_operator_file_is_an_error(tmp_path: Path) -> No
     (tmp_path / "twice.yaml").write_text("spec:\n  tag: 1.30.3\n  tag: 1.29.6\n")
     with pytest.raises(ConfigError, match=r"'twice.yaml':3:3: the key 'tag' is given twice"):
         parse_istio({"operatorFile": "twice.yaml"}, tmp_path)
+
+
+DOTTED = IstioSettings(
+    pilot={
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "podAnnotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
+        "env": {"PILOT_ENABLE.STATUS": "true"},
+    },
+    mesh_config={"defaultConfig": {"proxyMetadata": {"ISTIO_META.DNS_CAPTURE": "true"}}},
+)
+
+
+def test_map_keys_with_dots_are_data_not_paths_and_survive_a_round_trip(tmp_path: Path) -> None:
+    """`kubernetes.io/os` stays one key: dots are path separators only where the IstioOperator schema has a path."""
+    spec = {
+        "values": {
+            "pilot": dict(DOTTED.pilot),
+        },
+        "meshConfig": dict(DOTTED.mesh_config),
+    }
+    config = translate(spec)
+    assert config["pilot"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert config["pilot"]["env"] == {"PILOT_ENABLE.STATUS": "true"}
+    assert config["meshConfig"]["defaultConfig"]["proxyMetadata"] == {"ISTIO_META.DNS_CAPTURE": "true"}
+    # read -> export -> read gives the same settings, for these keys as for the article's file
+    exported = tmp_path / "exported.yaml"
+    exported.write_text(operator_manifest(DOTTED, MeshSettings(("shop",))))
+    again = parse_istio({"version": DOTTED.version, "operatorFile": exported.name}, tmp_path)
+    assert (again.pilot, again.mesh_config) == (DOTTED.pilot, DOTTED.mesh_config)
+    seed = parse_istio({"operatorFile": SEED_RELATIVE}, ROOT)
+    (tmp_path / "seed-exported.yaml").write_text(operator_manifest(seed, MeshSettings(())))
+    assert without_file(parse_istio({"operatorFile": "seed-exported.yaml"}, tmp_path)) == without_file(seed)
