@@ -25,9 +25,8 @@ upgrade_guard = IstioUpgradeGuard("istio-upgrade-guard", settings.istio, setting
 
 mesh = IstioMesh(
     "mesh",
-    IstioMeshArgs(settings.istio, settings.mesh),
+    IstioMeshArgs(settings.istio, settings.mesh, gated_by=[upgrade_guard]),
     pulumi.ResourceOptions(providers=[cluster.provider]),
-    gated_by=[upgrade_guard],
 )
 
 # Pods pick up a new redirection, revision or proxy only when recreated, and only once istiod injects it. A

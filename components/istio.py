@@ -46,6 +46,8 @@ RELEASE_HISTORY = 10
 class IstioMeshArgs:
     istio: IstioSettings
     mesh: MeshSettings
+    gated_by: Sequence[pulumi.Resource] = ()
+    """What every child waits for: the upgrade guard, whose check refuses a bad move before anything changes."""
 
 
 def application_namespace_labels(cni_enabled: bool, on_canary: bool = False) -> dict[str, str]:
@@ -84,16 +86,9 @@ class IstioMesh(pulumi.ComponentResource):
     ingress_gateway_namespace: pulumi.Output[str] | None
     operator_manifest: str
 
-    def __init__(
-        self,
-        name: str,
-        args: IstioMeshArgs,
-        opts: pulumi.ResourceOptions | None = None,
-        gated_by: Sequence[pulumi.Resource] = (),
-    ) -> None:
-        """`gated_by`: what every child waits for (the upgrade guard, whose check refuses a bad move first)."""
+    def __init__(self, name: str, args: IstioMeshArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{PROJECT}:istio:IstioMesh", name, None, opts)
-        istio, mesh = args.istio, args.mesh
+        istio, mesh, gated_by = args.istio, args.mesh, args.gated_by
         # Every value is computed before the first child is registered (the settings checked
         # themselves when built), so nothing here can fail half-way through the mesh.
         values = {

@@ -1,9 +1,10 @@
-"""`SidecarRestart`: re-inject the running sidecar workloads when the Istio CNI setting changes.
+"""`SidecarRestart`: the data plane's rollout, re-injecting the sidecar workloads that run something else than declared.
 
-A Pulumi dynamic resource. Its inputs carry the CNI setting itself (so a preview shows which part of it
-changed), the cluster's kubeconfig as a secret, and the restart options. Only a change of the CNI setting
-(or the first create) restarts anything; a rotated kubeconfig or changed options update the state alone,
-and so does a new `excludeNamespaces` while the CNI stays off (the list has no effect without the plugin).
+A Pulumi dynamic resource. Its inputs carry the declared data plane itself (the CNI setting, the default control
+plane's proxy image, the canary's revision, image and namespaces: a preview shows which part changed), the
+cluster's kubeconfig as a secret, and the restart options. Only a change of the declared data plane (or the
+first create) restarts anything; a rotated kubeconfig or changed options update the state alone, and so does
+a new `excludeNamespaces` while the CNI stays off (the list has no effect without the plugin).
 
 This module imports only the standard library, `pulumi` and the settings: dill pickles the provider class
 by reference, so the engine's provider host re-imports this module, and it must load fast and without side
@@ -235,13 +236,13 @@ class SidecarRestartArgs:
 
 
 class SidecarRestart(pulumi.dynamic.Resource, module="restart", name="SidecarRestart"):
-    """Restarts the sidecar workloads whose traffic redirection does not match the CNI setting.
+    """Restarts the sidecar workloads whose redirection, revision or proxy differs from their namespace's declared plane.
 
     Outputs: `restarted` (`Kind/namespace/name` of each workload restarted), `restartReasons` (`{reason:
-    [Kind/namespace/name, ...]}`, `redirection` or `proxyVersion`), `manualRestart`
+    [Kind/namespace/name, ...]}`, `redirection`, `proxyVersion` or `revision`), `manualRestart`
     (`{reason: [Kind/namespace/name, ...]}`, each one needs a person), `skipped`
     (`{reason: {"count": n, "workloads": [the first 50 names]}}`: `noSidecar` alone can count every pod owner
-    of the cluster, so only a sample is kept), `fingerprint` (of the CNI setting), `restartedAt` (RFC 3339).
+    of the cluster, so only a sample is kept), `fingerprint` (of the declared data plane), `restartedAt` (RFC 3339).
     """
 
     cniEnabled: pulumi.Output[bool]  # noqa: N815 - property names are the resource's camelCase schema
