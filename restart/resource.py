@@ -236,7 +236,7 @@ class SidecarRestartArgs:
 
 
 class SidecarRestart(pulumi.dynamic.Resource, module="restart", name="SidecarRestart"):
-    """Restarts the sidecar workloads whose redirection, revision or proxy differs from their namespace's declared plane.
+    """Restarts the sidecar workloads whose redirection, revision or proxy differs from what their namespace declares.
 
     Outputs: `restarted` (`Kind/namespace/name` of each workload restarted), `restartReasons` (`{reason:
     [Kind/namespace/name, ...]}`, `redirection`, `proxyVersion` or `revision`), `manualRestart`
