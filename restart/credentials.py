@@ -40,12 +40,12 @@ def public_url(url: str) -> str:
     """`url` without userinfo, query or fragment: what may be shown of a server address."""
     try:
         parts = urllib.parse.urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
     except ValueError:
         return "the API server"
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
     return urllib.parse.urlunsplit((parts.scheme, f"{host}{port}", parts.path, "", ""))
 
 

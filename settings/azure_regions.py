@@ -37,9 +37,11 @@ AZURE_REGIONS: frozenset[str] = frozenset(
 
 def check_location(location: object) -> str:
     """`location` if it names an Azure region; otherwise a ConfigError naming `azure-native:location`."""
-    if isinstance(location, str) and location in AZURE_REGIONS:
+    # Azure takes a region's display name and any case as well: `West Europe` is `westeurope`.
+    name = str(location).strip().lower().replace(" ", "")
+    if isinstance(location, str) and name in AZURE_REGIONS:
         return location
-    close = difflib.get_close_matches(str(location).lower().replace("-", "").replace(" ", ""), AZURE_REGIONS, n=1)
+    close = difflib.get_close_matches(name.replace("-", ""), AZURE_REGIONS, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise ConfigError(
         f"azure-native:location: {show(location)} is not allowed; expected an Azure region name such as westeurope "

@@ -116,13 +116,24 @@ def _unknown_below(values: Mapping[str, Any], defaults: Mapping[str, Any], prefi
                 unknown += _unknown_below(value, default, f"{path}.")
             else:
                 unknown.append(_UnknownKey(path, map_over_scalar=True))
-        elif (expected := _type_mismatch(value, default)) is not None:
+        elif (expected := _type_mismatch(str(key), value, default)) is not None:
             unknown.append(_UnknownKey(path, wrong_type=expected))
     return unknown
 
 
-def _type_mismatch(value: Any, default: Any) -> str | None:
-    """What the value should be, when its type is not the chart default's (`replicaCount: "two"`, `hub: 5`)."""
+INT_OR_STRING = re.compile(r"rollingMax(Surge|Unavailable)|minAvailable|maxUnavailable|.*Ports|.*IPRanges")
+"""Keys the charts pass on where Kubernetes or istio-proxy take a number or a string (`maxSurge: 1` or `"25%"`)."""
+
+
+def _type_mismatch(key: str, value: Any, default: Any) -> str | None:
+    """What the value should be, when its type is not the chart default's (`replicaCount: "two"`, `hub: 5`).
+
+    None is Helm's way to unset a key, so it always passes.
+    """
+    if value is None:
+        return None
+    if INT_OR_STRING.fullmatch(key) and isinstance(value, str | int) and not isinstance(value, bool):
+        return None
     if isinstance(default, bool):
         return None if isinstance(value, bool) else "true or false"
     if isinstance(default, int | float):
@@ -136,7 +147,6 @@ def _type_mismatch(value: Any, default: Any) -> str | None:
     if isinstance(default, Mapping) and default:
         return "a map"
     return None
-
 
 # --- Checking the configured extras at run time -------------------------------------------------
 

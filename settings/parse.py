@@ -99,6 +99,8 @@ class Section:
         value = self.get(name)
         if value is None:
             return default
+        if isinstance(value, float) and value.is_integer():
+            return int(value)  # `1e3` in a stack file reaches the program as 1000, through the CLI's JSON
         if isinstance(value, bool) or not isinstance(value, int):
             raise not_allowed(self.path(name), value, f"a whole number from {minimum} to {maximum}")
         return value
@@ -235,8 +237,11 @@ def _inside_project(key: str, path_setting: str, root: Path) -> Path:
     relative = Path(path_setting)
     if relative.is_absolute():
         raise not_allowed(key, path_setting, allowed)
-    project = root.resolve()
-    path = (project / relative).resolve()
+    try:
+        project = root.resolve()
+        path = (project / relative).resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        raise not_allowed(key, path_setting, f"{allowed} (it does not resolve)") from None
     if not path.is_relative_to(project):
         raise not_allowed(key, path_setting, f"{allowed} (it resolves outside it)")
     return path

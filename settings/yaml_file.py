@@ -1,11 +1,13 @@
 """YAML files as the Pulumi CLI reads them: the YAML 1.2 core schema, duplicate keys refused, size bounded.
 
-PyYAML implements YAML 1.1, where unquoted `yes`, `on` and `off` are booleans and `0777` is octal; the Pulumi CLI
-(Go's yaml.v3) reads them as the strings `yes`, `on`, `off` and the number 777. So the resolvers here are YAML 1.2's
-core schema, and a key given twice in one mapping is an error, as it is for the CLI. Hostile input is bounded: a
-file is read up to `MAX_BYTES`, aliases may expand to `MAX_NODES` nodes at most (an alias bomb is refused when it is
-counted, before it is built), nesting is at most `MAX_DEPTH` deep. Every refusal is one `ConfigError` line naming
-the file and, where there is one, the line and column.
+PyYAML implements YAML 1.1, where unquoted `yes`, `on` and `off` are booleans; the Pulumi CLI (Go's yaml) reads them
+as strings. So the resolvers here are YAML 1.2's core schema, with integers read as Go's yaml reads them (`1_200`,
+`0b11`, `0o17`, `0x1F`, and `0777` octal), and a key given twice in one mapping is an error, as it is for the CLI.
+
+Hostile input is bounded: a file is read up to `MAX_BYTES`; aliases may expand to `MAX_NODES` values and
+`MAX_EXPANDED_CHARACTERS` of text at most (an alias bomb is refused when it is counted, before it is built); nesting
+is at most `MAX_DEPTH` deep. Every refusal is one `ConfigError` line naming the file and, where there is one, the
+line and column.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from settings.rules import ConfigError
 MAX_BYTES = 1 << 20
 MAX_NODES = 100_000
 MAX_DEPTH = 64
+MAX_EXPANDED_CHARACTERS = 4 * MAX_BYTES
 
 _CORE_SCHEMA: list[tuple[str, str, str]] = [
     ("tag:yaml.org,2002:bool", r"true|True|TRUE|false|False|FALSE", "tTfF"),
-    ("tag:yaml.org,2002:int", r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+", "-+0123456789"),
+    ("tag:yaml.org,2002:int", r"[-+]?(?:0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*)", "-+0123456789"),
     (
         "tag:yaml.org,2002:float",
         r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)",
@@ -46,7 +49,11 @@ class _CoreLoader(yaml.SafeLoader):
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue
             key = self.construct_object(key_node, deep=True)
-            if isinstance(key, str | int | float | bool) and key in seen:
+            if not isinstance(key, str | int | float | bool | None):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a plain value", key_node.start_mark
+                )
+            if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"the key {key!r} is given twice in one mapping", key_node.start_mark
                 )
@@ -54,12 +61,15 @@ class _CoreLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
-        text = str(self.construct_scalar(node))
-        if text.startswith("0o"):
-            return int(text[2:], 8)
-        if text.startswith("0x"):
-            return int(text[2:], 16)
-        return int(text, 10)  # YAML 1.2: a leading zero is no octal
+        """As the Pulumi CLI (Go's yaml) reads an integer: `_` ignored, `0b`/`0o`/`0x` and a leading `0` (octal)."""
+        text = str(self.construct_scalar(node)).replace("_", "")
+        if len(text) > 40:
+            raise yaml.constructor.ConstructorError(None, None, "the number is too long", node.start_mark)
+        sign, digits = (-1, text[1:]) if text.startswith("-") else (1, text.lstrip("+"))
+        for prefix, base in (("0b", 2), ("0o", 8), ("0x", 16)):
+            if digits.startswith(prefix):
+                return sign * int(digits[2:], base)
+        return sign * int(digits, 8 if len(digits) > 1 and digits.startswith("0") else 10)
 
 
 for _tag, _pattern, _first in _CORE_SCHEMA:
@@ -70,12 +80,13 @@ _CoreLoader.add_constructor("tag:yaml.org,2002:int", _CoreLoader.construct_yaml_
 
 
 def _check_size(root: yaml.Node) -> None:
-    """Counts the values the document expands to (aliases included) and its depth, without expanding it."""
-    measured: dict[int, int] = {}
-    """id(node) -> how many values it expands to; an alias is the same node, so each is counted once."""
+    """Counts the values and characters the document expands to (aliases included) and its depth, without
+    expanding it: an alias of a long string counts its length each time it is used."""
+    measured: dict[int, tuple[int, int]] = {}
+    """id(node) -> (values, characters) it expands to; an alias is the same node, so each is measured once."""
     active: set[int] = set()
 
-    def visit(node: yaml.Node, depth: int) -> int:
+    def visit(node: yaml.Node, depth: int) -> tuple[int, int]:
         if depth > MAX_DEPTH:
             raise _TooBigError(f"is nested more than {MAX_DEPTH} levels deep", node)
         key = id(node)
@@ -89,14 +100,19 @@ def _check_size(root: yaml.Node) -> None:
             children = list(node.value)
         elif isinstance(node, yaml.MappingNode):
             children = [item for pair in node.value for item in pair]
-        total = 1
+        values, characters = 1, len(node.value) if isinstance(node, yaml.ScalarNode) else 0
         for child in children:
-            total += visit(child, depth + 1)
-            if total > MAX_NODES:
+            child_values, child_characters = visit(child, depth + 1)
+            values, characters = values + child_values, characters + child_characters
+            if values > MAX_NODES:
                 raise _TooBigError(f"expands to more than {MAX_NODES} values (aliases included)", node)
+            if characters > MAX_EXPANDED_CHARACTERS:
+                raise _TooBigError(
+                    f"expands to more than {MAX_EXPANDED_CHARACTERS // (1 << 20)} MiB of text (aliases included)", node
+                )
         active.discard(key)
-        measured[key] = total
-        return total
+        measured[key] = (values, characters)
+        return measured[key]
 
     visit(root, 0)
 
@@ -129,6 +145,11 @@ def load_yaml(text: str, source: str) -> Any:
         raise ConfigError(f"{_where(source, exc.problem_mark or exc.context_mark)}: {problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: invalid YAML ({type(exc).__name__})") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        # A tagged value PyYAML cannot build (`!!int x`, `!!timestamp foo`): the problem, not its traceback.
+        raise ConfigError(
+            f"{source}: a value cannot be read ({type(exc).__name__}: an explicit tag that does not fit?)"
+        ) from None
     except RecursionError:
         raise ConfigError(f"{source}: refused: nested too deeply") from None
     finally:

@@ -423,3 +423,26 @@ def test_the_program_hides_the_values_of_keys_pulumi_holds_as_secrets() -> None:
 def test_meshconfig_fields_pass_in_either_spelling_istiod_reads() -> None:
     settings = settings_of({"istio": {"meshConfig": {"accessLogFile": "/dev/stdout", "enable_tracing": True}}})
     assert settings.istio.mesh_config == {"accessLogFile": "/dev/stdout", "enable_tracing": True}
+
+
+def test_chart_values_kubernetes_reads_as_a_number_or_a_string_pass_and_null_unsets() -> None:
+    pilot = {"rollingMaxUnavailable": 0, "rollingMaxSurge": "50%", "pdb": {"minAvailable": "50%"}, "hub": None}
+    settings = settings_of({"istio": {"pilot": pilot, "global": {"proxy": {"excludeInboundPorts": 8080}}}})
+    assert settings.istio.pilot == pilot
+
+
+@pytest.mark.parametrize("location", ["West Europe", "WestEurope", "westeurope"])
+def test_a_region_is_known_by_its_name_or_display_name_in_any_case(location: str) -> None:
+    assert settings_of({}, location=location).cluster.location == location
+
+
+def test_stack_file_numbers_reach_the_settings_as_the_cli_passes_them() -> None:
+    assert settings_of({"restart": {"timeoutSeconds": 1e3}}).restart.timeout_seconds == 1000
+
+
+def test_a_long_secret_value_shown_shortened_is_hidden_all_the_same() -> None:
+    secret = "s3cret-" * 60
+    objects = {"istio": {"pilot": {"hub": [secret]}}}
+    with pytest.raises(ConfigError) as caught:
+        parse_settings("dev", objects, "westeurope", ROOT, secret={"istio"})
+    assert "s3cret" not in str(caught.value)

@@ -16,10 +16,30 @@ BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".jo
 )
 
 
-def test_unquoted_yes_and_on_are_strings_and_numbers_follow_yaml_1_2() -> None:
-    assert load_yaml("a: yes\nb: on\nc: off\nd: true\ne: 0777\nf: 0o17\ng: 2026-12-01\nh: ~\n", "f") == {
-        "a": "yes", "b": "on", "c": "off", "d": True, "e": 777, "f": 15, "g": "2026-12-01", "h": None,
+def test_unquoted_yes_and_on_are_strings_and_numbers_read_as_the_pulumi_cli_reads_them() -> None:
+    text = "a: yes\nb: on\nc: off\nd: true\ne: 0777\nf: 0o17\ng: 2026-12-01\nh: ~\ni: 1_200\nj: 1e3\n"
+    assert load_yaml(text, "f") == {
+        "a": "yes", "b": "on", "c": "off", "d": True, "e": 0o777, "f": 15, "g": "2026-12-01", "h": None,
+        "i": 1200, "j": 1000.0,
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a: !!int x", "a value cannot be read"),
+        ("a: !!timestamp foo", "a value cannot be read"),
+        ("a: !!bool maybe", "a value cannot be read"),
+        ("? [a]: 1", "a mapping key must be a plain value"),
+        ("a: " + "9" * 5000, "the number is too long"),
+        ("big: &x " + "a" * 400_000 + "\nl: [" + ",".join(["*x"] * 20) + "]", "expands to more than 4 MiB of text"),
+    ],
+    ids=["bad-int-tag", "bad-timestamp", "bad-bool", "list-as-key", "huge-number", "aliased-long-string"],
+)
+def test_values_that_cannot_be_built_are_one_line(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected) as caught:
+        load_yaml(text, "f.yaml")
+    assert "\n" not in str(caught.value)
 
 
 def write_stack(tmp_path: Path, text: str, stack: str = "dev") -> Path:
