@@ -148,6 +148,7 @@ def _type_mismatch(key: str, value: Any, default: Any) -> str | None:
         return "a map"
     return None
 
+
 # --- Checking the configured extras at run time -------------------------------------------------
 
 ISTIO_CHART_KEYS_FILE = Path(__file__).with_name("istio_chart_defaults.json")
