@@ -42,7 +42,6 @@ from restart.objects import (
     template_annotations,
 )
 from restart.request import DataPlane, DeclaredPlanes, RestartRequest
-from settings.model import DEFAULT_REVISION
 
 
 class SkipReason(StrEnum):
@@ -117,21 +116,13 @@ def cni_fingerprint(
     """
     namespaces = sorted(set(exclude_namespaces)) if enabled else []
     declared: dict[str, Any] = {"enabled": enabled, "excludeNamespaces": namespaces}
-    declared.update((planes or _planes(proxy_image)).describe())
+    declared.update((planes or DeclaredPlanes.declare(proxy_image)).describe())
     return hashlib.sha256(json.dumps(declared).encode()).hexdigest()[:16]
 
 
 def request_fingerprint(request: RestartRequest) -> str:
     """The fingerprint of the data plane a request declares (what `plan_restart` computes for it)."""
     return cni_fingerprint(request.cni_enabled, request.exclude_namespaces, planes=request.planes())
-
-
-def _planes(proxy_image: str, canary: DataPlane | None = None, canary_namespaces: Iterable[str] = ()) -> DeclaredPlanes:
-    return DeclaredPlanes(
-        default=DataPlane(DEFAULT_REVISION, proxy_image),
-        canary=canary,
-        canary_namespaces=frozenset(canary_namespaces) if canary else frozenset(),
-    )
 
 
 def mismatch(
@@ -219,7 +210,7 @@ def plan_restart(
     by namespace.
     """
     excluded = set(exclude_namespaces)
-    planes = planes or _planes(proxy_image, canary, canary_namespaces)
+    planes = planes or DeclaredPlanes.declare(proxy_image, canary, canary_namespaces)
     fingerprint = cni_fingerprint(cni_enabled, excluded, planes=planes)
     wanted = desired_redirection(cni_enabled)
     replicaset_index = {(ref.namespace, ref.name): rs for rs in replicasets for ref in [ref_of("ReplicaSet", rs)]}
@@ -304,7 +295,7 @@ def mismatched_pods(
     out. What is left means istiod injected the new pods for the old setting.
     """
     wanted = desired_redirection(cni_enabled)
-    planes = planes or _planes(proxy_image, canary, canary_namespaces)
+    planes = planes or DeclaredPlanes.declare(proxy_image, canary, canary_namespaces)
     watched = set(owners)
     replicaset_index = {(ref.namespace, ref.name): rs for rs in replicasets for ref in [ref_of("ReplicaSet", rs)]}
     found: dict[WorkloadRef, list[str]] = {}

@@ -10,7 +10,7 @@ Imports only the standard library and the settings model: the provider host load
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -43,6 +43,22 @@ class DeclaredPlanes:
     canary_namespaces: frozenset[str] = frozenset()
     mesh_namespaces: frozenset[str] = frozenset()
     """The namespaces the stack declares; empty (a state written before it was known): every namespace."""
+
+    @classmethod
+    def declare(
+        cls,
+        proxy_image: str,
+        canary: DataPlane | None = None,
+        canary_namespaces: Iterable[str] = (),
+        mesh_namespaces: Iterable[str] = (),
+    ) -> DeclaredPlanes:
+        """The default plane (revision `default`, `proxy_image`), and the canary for its namespaces, if any."""
+        return cls(
+            default=DataPlane(DEFAULT_REVISION, proxy_image),
+            canary=canary,
+            canary_namespaces=frozenset(canary_namespaces) if canary else frozenset(),
+            mesh_namespaces=frozenset(mesh_namespaces),
+        )
 
     @property
     def revisions(self) -> frozenset[str]:
@@ -155,12 +171,7 @@ class RestartRequest:
     def planes(self) -> DeclaredPlanes:
         """What the pods of each namespace should run."""
         canary = DataPlane(self.canary_revision, self.canary_proxy_image) if self.canary_revision else None
-        return DeclaredPlanes(
-            default=DataPlane(DEFAULT_REVISION, self.proxy_image),
-            canary=canary,
-            canary_namespaces=frozenset(self.canary_namespaces) if canary else frozenset(),
-            mesh_namespaces=frozenset(self.mesh_namespaces),
-        )
+        return DeclaredPlanes.declare(self.proxy_image, canary, self.canary_namespaces, self.mesh_namespaces)
 
     def inputs(self) -> dict[str, Any]:
         """The property bag of this request (the inverse of `from_inputs`)."""

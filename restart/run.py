@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from restart.kube import KINDS, Cluster, Listing, RetryPolicy, connect
-from restart.objects import ROLLABLE_KINDS, WorkloadRef, ref_of
+from restart.objects import ROLLABLE_KINDS, WorkloadRef
 from restart.plan import (
     RestartPlan,
     SkipReason,
@@ -127,16 +127,6 @@ def _restart_all(
     return generations, deleted
 
 
-def _current_generations(refs: tuple[WorkloadRef, ...], listings: Mapping[str, Listing]) -> dict[WorkloadRef, int]:
-    wanted = set(refs)
-    found: dict[WorkloadRef, int] = {}
-    for kind in ROLLABLE_KINDS:
-        for obj in listings[kind].items:
-            if (ref := ref_of(kind, obj)) in wanted:
-                found[ref] = int((obj.get("metadata") or {}).get("generation") or 0)
-    return found
-
-
 def _planes_text(request: RestartRequest) -> str:
     text = f"default: {request.proxy_image or 'proxy not compared'}"
     if request.canary_revision:
@@ -218,9 +208,7 @@ def run_restart(
                 progress=progress,
                 verify=pod_check(cluster, request, listings["ReplicaSet"]),
             )
-            # Restarted by an earlier run: awaited at the generation that restart produced, never patched again.
-            rechecked = _current_generations(plan.recheck, listings)
-            rolled = window.run(plan.restart, rechecked, listings, body, plan.reasons)
+            rolled = window.run(plan.restart, plan.recheck, listings, body, plan.reasons)
             restarted, deleted = list(rolled.restarted), list(rolled.deleted)
         else:
             generations, deleted = _restart_all(cluster, plan, body, request.max_concurrent, progress)

@@ -179,7 +179,13 @@ class WindowResult:
 
 
 class Window:
-    """Restarts `targets` in order, at most `width` rolling out at once; awaits `awaited` (restarted earlier) too."""
+    (
+        """Restarts `targets` in order, at most `width` rolling out at once; awaits `awaited` (restarted earlier) too.
+
+    An awaited workload is awaited at the generation it has in the listing: the one its earlier restart produced.
+    """
+        ""
+    )
 
     def __init__(
         self,
@@ -197,7 +203,7 @@ class Window:
     def run(
         self,
         targets: tuple[WorkloadRef, ...],
-        awaited: Mapping[WorkloadRef, int],
+        awaited: tuple[WorkloadRef, ...],
         listings: Mapping[str, Listing],
         body: dict[str, Any],
         reasons: Mapping[WorkloadRef, Iterable[str]],
@@ -220,7 +226,7 @@ class Window:
         self,
         tracker: Tracker,
         targets: tuple[WorkloadRef, ...],
-        awaited: Mapping[WorkloadRef, int],
+        awaited: tuple[WorkloadRef, ...],
         listings: Mapping[str, Listing],
         body: dict[str, Any],
         reasons: Mapping[WorkloadRef, Iterable[str]],
@@ -229,8 +235,8 @@ class Window:
             ref_of(kind, obj): obj for kind in {ref.kind for ref in tracker.targets} for obj in listings[kind].items
         }
         # Restarted by an earlier run for this same data plane: awaited first, never patched again.
-        for ref, generation in sorted(awaited.items()):
-            tracker.start(ref, generation, time.monotonic(), listed.get(ref))
+        for ref in sorted(awaited):
+            tracker.start(ref, _generation(listed.get(ref)), time.monotonic(), listed.get(ref))
         queue = list(targets)
         restarted: list[WorkloadRef] = []
         deleted: list[WorkloadRef] = []

@@ -99,6 +99,8 @@ class _UnknownKey:
     """The key exists, but the value is a map where the chart's default is not."""
     wrong_type: str = ""
     """The key exists, but the value's type is not the default's (`a whole number`, `true or false`, ...)."""
+    value: Any = None
+    """The refused value, for the message."""
 
 
 def _unknown_below(values: Mapping[str, Any], defaults: Mapping[str, Any], prefix: str) -> list[_UnknownKey]:
@@ -117,7 +119,7 @@ def _unknown_below(values: Mapping[str, Any], defaults: Mapping[str, Any], prefi
             else:
                 unknown.append(_UnknownKey(path, map_over_scalar=True))
         elif (expected := _type_mismatch(str(key), value, default)) is not None:
-            unknown.append(_UnknownKey(path, wrong_type=expected))
+            unknown.append(_UnknownKey(path, wrong_type=expected, value=value))
     return unknown
 
 
@@ -224,13 +226,6 @@ def istio_chart_keys() -> Mapping[str, Any]:
     return data
 
 
-def _at(values: Mapping[str, Any], path: str) -> Any:
-    value: Any = values
-    for key in path.split("."):
-        value = value.get(key) if isinstance(value, Mapping) else None
-    return value
-
-
 def unknown_extra_keys(pilot: Mapping[str, Any], global_values: Mapping[str, Any]) -> list[str]:
     """One message per configured `pilot.*` / `global.*` key the Istio charts do not have.
 
@@ -252,8 +247,9 @@ def unknown_extra_keys(pilot: Mapping[str, Any], global_values: Mapping[str, Any
             if unknown.map_over_scalar:
                 problems.append(f"{name}: a map is not allowed; in {chart} it is a single value")
             elif unknown.wrong_type:
-                value = _at(values, unknown.path)
-                problems.append(f"{name}: {show(value)} is not allowed; expected {unknown.wrong_type}, as in {chart}")
+                problems.append(
+                    f"{name}: {show(unknown.value)} is not allowed; expected {unknown.wrong_type}, as in {chart}"
+                )
             else:
                 problems.append(f"{name}: not a key of {chart}; Helm would silently ignore it")
     return problems

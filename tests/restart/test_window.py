@@ -69,7 +69,7 @@ def test_a_bad_change_reaches_at_most_the_windows_width() -> None:
     """Every new pod is wrong: the first check fails, and no restart starts after it."""
     cluster = ScriptedCluster()
     with pytest.raises(RestartError, match=r"then: bad pods of Deployment/shop/app-\d\. No further restart") as caught:
-        window(cluster, lambda ref, _obj: f"bad pods of {ref}").run(REFS, {}, LISTINGS, {}, {})
+        window(cluster, lambda ref, _obj: f"bad pods of {ref}").run(REFS, (), LISTINGS, {}, {})
     assert len(cluster.patched) <= 2, cluster.patched
     assert set(caught.value.restarted) == {str(ref) for ref in cluster.patched}
 
@@ -82,7 +82,7 @@ def test_a_good_change_goes_through_in_order_never_more_than_the_width_at_once()
         in_flight.append(len(cluster.patched))
         return None
 
-    result = window(cluster, verify, width=2).run(REFS, {}, LISTINGS, {}, {})
+    result = window(cluster, verify, width=2).run(REFS, (), LISTINGS, {}, {})
     assert result.restarted == REFS
     # When the n-th check runs, at most n + 1 restarts have started: one slot frees only after a check.
     assert all(started <= checked + 2 for checked, started in enumerate(in_flight)), in_flight
@@ -94,7 +94,7 @@ def test_a_failing_check_is_reported_with_what_was_restarted() -> None:
 
     cluster = ScriptedCluster()
     with pytest.raises(RestartError, match=r"^restarted [12] workloads .*the check of .* failed: forbidden") as caught:
-        window(cluster, verify).run(REFS, {}, LISTINGS, {}, {})
+        window(cluster, verify).run(REFS, (), LISTINGS, {}, {})
     assert caught.value.restarted
 
 
@@ -103,7 +103,7 @@ def test_an_unknown_error_of_the_check_is_shown_by_its_type_alone() -> None:
         raise ValueError("Invalid header value b'Bearer secret-token-123'")
 
     with pytest.raises(RestartError, match=r"failed unexpectedly \(ValueError\)") as caught:
-        window(ScriptedCluster(), verify).run(REFS, {}, LISTINGS, {}, {})
+        window(ScriptedCluster(), verify).run(REFS, (), LISTINGS, {}, {})
     assert "secret-token-123" not in str(caught.value)
 
 
@@ -118,7 +118,7 @@ def test_a_workload_restarted_earlier_that_still_mismatches_does_not_block_the_o
     with pytest.raises(
         RestartError, match=r"restarted 5 workloads .*1 workloads restarted by an earlier run"
     ) as caught:
-        window(cluster, verify).run(REFS[1:], {earlier: 2}, listings, {}, {})
+        window(cluster, verify).run(REFS[1:], (earlier,), listings, {}, {})
     assert cluster.patched == list(REFS[1:]), "the others were restarted all the same"
     assert len(caught.value.restarted) == 5
 
@@ -126,5 +126,5 @@ def test_a_workload_restarted_earlier_that_still_mismatches_does_not_block_the_o
 def test_a_stuck_rollout_times_out_and_stops_new_restarts() -> None:
     cluster = ScriptedCluster(stuck=frozenset({"app-0", "app-1"}))
     with pytest.raises(RestartError, match=r"2 of 6 rollouts did not finish within 1 s"):
-        window(cluster, lambda _r, _o: None, width=2, timeout=1).run(REFS, {}, LISTINGS, {}, {})
+        window(cluster, lambda _r, _o: None, width=2, timeout=1).run(REFS, (), LISTINGS, {}, {})
     assert cluster.patched == list(REFS[:2])
