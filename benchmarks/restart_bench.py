@@ -1,6 +1,6 @@
 """Sidecar restart on the real control plane: N Deployments re-injected three ways, one after the other.
 
-Starts kube-apiserver, kube-controller-manager and etcd on 127.0.0.1 (`tests/controlplane`: 3 played nodes and the
+Starts kube-apiserver, kube-controller-manager and etcd on 127.0.0.1 (`localkube`: 3 played nodes and the
 played istiod injector), creates N Deployments (default 500, one replica each, ten per namespace labelled
 `istio-injection=enabled`, at most 50 namespaces) while the injector's revision `1-30-3` injects `istio-init`, waits
 until all are rolled out, switches the injector to the CNI (`istio-validation`) and restarts all N:
@@ -68,14 +68,14 @@ from benchmarks.kubectl import Kubectl, find_kubectl
 from restart.objects import RESTARTED_AT_ANNOTATION
 from restart.request import RestartRequest
 from restart.run import run_restart
-from tests.controlplane import workloads
-from tests.controlplane.binaries import Binaries, find_binaries
-from tests.controlplane.cluster import DEFAULT_REVISION, Cluster, running_cluster
-from tests.controlplane.namespaces import Namespaces
-from tests.controlplane.raw import drain, read_json
-from tests.controlplane.rbac import grant
-from tests.controlplane.sidecar import INIT, VALIDATION
-from tests.controlplane.waiting import rollout_complete
+from localkube import workloads
+from localkube.binaries import Binaries, find_binaries
+from localkube.cluster import DEFAULT_REVISION, Cluster, running_cluster
+from localkube.namespaces import Namespaces
+from localkube.raw import drain, read_json
+from localkube.rbac import grant
+from localkube.sidecar import INIT, VALIDATION
+from localkube.waiting import rollout_complete
 
 DEFAULT_DEPLOYMENTS = 500
 QUICK_DEPLOYMENTS = 50

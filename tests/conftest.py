@@ -1,4 +1,4 @@
-"""Fixtures every test folder may use: the real control plane of `tests/controlplane` (tests marked `cluster`),
+"""Fixtures every test folder may use: the real control plane of `localkube` (tests marked `cluster`),
 and Pulumi's real dynamic-provider host."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pulumi.runtime.proto import provider_pb2
 
 from tests.support.provider_host import TIMEOUT, Host
 
-pytest_plugins = ["tests.controlplane.plugin"]
+pytest_plugins = ["localkube.plugin"]
 
 
 @pytest.fixture(scope="module")

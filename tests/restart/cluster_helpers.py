@@ -12,11 +12,11 @@ from kubernetes import client
 from restart.kube import RetryPolicy
 from restart.request import RestartRequest
 from restart.run import RestartOutcome, run_restart
-from tests.controlplane.cluster import DEFAULT_REVISION, Cluster
-from tests.controlplane.faults import FaultProxy
-from tests.controlplane.namespaces import Namespaces
-from tests.controlplane.waiting import rollout_complete, wait_for
-from tests.controlplane.workloads import pods, read
+from localkube.cluster import DEFAULT_REVISION, Cluster
+from localkube.faults import FaultProxy
+from localkube.namespaces import Namespaces
+from localkube.waiting import rollout_complete, wait_for
+from localkube.workloads import pods, read
 from tests.support.provider_host import inputs
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=3.0, request_timeout=10.0, watch_window=2.0)

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.controlplane.cluster import Cluster
-from tests.controlplane.faults import FaultProxy
+from localkube.cluster import Cluster
+from localkube.faults import FaultProxy
 from tests.support.kube_emulator import KubeEmulator
 
 

@@ -1,6 +1,6 @@
 """The restart on a real Kubernetes control plane, through Pulumi's real dynamic-provider host.
 
-kube-apiserver and kube-controller-manager are the real ones (v1.24, `tests/controlplane`): the Deployment,
+kube-apiserver and kube-controller-manager are the real ones (v1.36, `localkube`): the Deployment,
 ReplicaSet, StatefulSet and DaemonSet controllers roll the workloads out, the API server paginates, patches
 and watches; only the nodes and istiod's injector are played. Every test lives in namespaces of its own and
 excludes all the others, so that what another test left behind is never restarted here.
@@ -16,11 +16,11 @@ from kubernetes import client
 
 from restart.objects import FINGERPRINT_ANNOTATION, RESTARTED_AT_ANNOTATION
 from restart.plan import cni_fingerprint
-from tests.controlplane.cluster import Cluster
-from tests.controlplane.namespaces import Namespaces
-from tests.controlplane.rbac import grant
-from tests.controlplane.waiting import rollout_complete, wait_for
-from tests.controlplane.workloads import create, daemonset, deployment, job, pod, read, replicaset, statefulset
+from localkube.cluster import Cluster
+from localkube.namespaces import Namespaces
+from localkube.rbac import grant
+from localkube.waiting import rollout_complete, wait_for
+from localkube.workloads import create, daemonset, deployment, job, pod, read, replicaset, statefulset
 from tests.restart.cluster_helpers import (
     INJECTION,
     all_redirected_by,

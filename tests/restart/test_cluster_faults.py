@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from restart.request import RestartError
-from tests.controlplane.cluster import Cluster
-from tests.controlplane.faults import Fault, FaultProxy, is_watch
-from tests.controlplane.namespaces import Namespaces
-from tests.controlplane.workloads import create, deployment
+from localkube.cluster import Cluster
+from localkube.faults import Fault, FaultProxy, is_watch
+from localkube.namespaces import Namespaces
+from localkube.workloads import create, deployment
 from tests.restart.cluster_helpers import (
     FAST,
     INJECTION,

@@ -16,12 +16,12 @@ import yaml
 from restart.kube import FIELD_MANAGER
 from restart.objects import FINGERPRINT_ANNOTATION, RESTARTED_AT_ANNOTATION
 from restart.request import RestartError
-from tests.controlplane.cluster import Cluster
-from tests.controlplane.faults import Fault, FaultProxy, is_watch
-from tests.controlplane.namespaces import Namespaces
-from tests.controlplane.rbac import grant
-from tests.controlplane.waiting import wait_for
-from tests.controlplane.workloads import create, daemonset, deployment, pod_template, read
+from localkube.cluster import Cluster
+from localkube.faults import Fault, FaultProxy, is_watch
+from localkube.namespaces import Namespaces
+from localkube.rbac import grant
+from localkube.waiting import wait_for
+from localkube.workloads import create, daemonset, deployment, pod_template, read
 from tests.restart.cluster_helpers import (
     INJECTION,
     inject_for_cni,

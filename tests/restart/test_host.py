@@ -6,7 +6,7 @@ with the engine's messages. The host answers `acceptSecrets: false`, so the engi
 and keeps whatever the host returns in a secret envelope secret; the tests check that the kubeconfig only
 ever comes back inside one.
 
-The cluster is the real control plane of `tests/controlplane`, reached through a counting proxy: the kubeconfig
+The cluster is the real control plane of `localkube`, reached through a counting proxy: the kubeconfig
 the inputs carry points at it, so its log holds every request the provider made. Each test has a namespace of
 its own and excludes all the others, so that what another test left behind is never restarted here.
 """
@@ -23,13 +23,13 @@ from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2
 
 from restart.plan import cni_fingerprint
-from tests.controlplane.cluster import Cluster
-from tests.controlplane.control_plane import ADMIN
-from tests.controlplane.faults import FaultProxy, is_watch
-from tests.controlplane.namespaces import Namespaces
-from tests.controlplane.rbac import grant
-from tests.controlplane.workloads import create as create_workloads
-from tests.controlplane.workloads import deployment, pods
+from localkube.cluster import Cluster
+from localkube.control_plane import ADMIN
+from localkube.faults import FaultProxy, is_watch
+from localkube.namespaces import Namespaces
+from localkube.rbac import grant
+from localkube.workloads import create as create_workloads
+from localkube.workloads import deployment, pods
 from tests.restart.cluster_helpers import (
     INJECTION,
     all_redirected_by,

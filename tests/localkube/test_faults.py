@@ -19,12 +19,12 @@ import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from tests.controlplane.cluster import Cluster
-from tests.controlplane.faults import EXPIRED_CONTINUE_MESSAGE, Fault, FaultProxy
-from tests.controlplane.kubeconfig import configuration
-from tests.controlplane.namespaces import Namespaces
-from tests.controlplane.raw import read_json
-from tests.controlplane.waiting import wait_for
+from localkube.cluster import Cluster
+from localkube.faults import EXPIRED_CONTINUE_MESSAGE, Fault, FaultProxy
+from localkube.kubeconfig import configuration
+from localkube.namespaces import Namespaces
+from localkube.raw import read_json
+from localkube.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from kubernetes import client
 
-from tests.controlplane import workloads
+from localkube import workloads
 
 T = TypeVar("T")
 

@@ -1,4 +1,6 @@
-"""A real Kubernetes v1.24 control plane on 127.0.0.1 for tests (DESIGN.md, "Testing", layer 4).
+"""A local Kubernetes v1.36 control plane on 127.0.0.1 with played nodes, injector and fault proxy.
+
+The test double of a cluster for the tests and the benchmarks (DESIGN.md, "Testing", layer 4).
 
 It runs etcd, kube-apiserver and kube-controller-manager as child processes (token authentication, RBAC,
 admission as in a real cluster) and plays, in threads of the test process, what it does not run:
@@ -9,9 +11,8 @@ admission as in a real cluster) and plays, in threads of the test process, what 
 Tests reach it through the official `kubernetes` client only; the fixtures are in `plugin.py`.
 
 Environment variables:
-- `AKS_ISTIO_KUBE_APISERVER`, `AKS_ISTIO_KUBE_CONTROLLER_MANAGER`: kube-apiserver and kube-controller-manager
-  binaries to use instead of `../shared/kube/kube.xz` (which is decompressed once into the cache folder);
-- `AKS_ISTIO_ETCD`: the etcd binary (default: `etcd` on PATH);
+- `AKS_ISTIO_KUBE_APISERVER`, `AKS_ISTIO_KUBE_CONTROLLER_MANAGER`, `AKS_ISTIO_ETCD`: binaries to use instead of
+  the bundle `../shared/kube/v1.36/` (`kube.xz`, `etcd.xz`, each decompressed once into the cache folder);
 - `AKS_ISTIO_CACHE_DIR`: where the decompressed bundle is kept (default `~/.cache/aks-istio`).
 Without the binaries the tests that need the cluster are skipped, with one line saying how to get them.
 """

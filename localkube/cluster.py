@@ -9,10 +9,10 @@ from pathlib import Path
 
 from kubernetes import client
 
-from tests.controlplane.binaries import Binaries
-from tests.controlplane.control_plane import ADMIN, DEFAULT_USERS, ControlPlane
-from tests.controlplane.injector import DEFAULT_TAG, Injector
-from tests.controlplane.nodes import Kubelets
+from localkube.binaries import Binaries
+from localkube.control_plane import ADMIN, DEFAULT_USERS, ControlPlane
+from localkube.injector import DEFAULT_TAG, Injector
+from localkube.nodes import Kubelets
 
 # The program's default control plane is an unrevisioned istiod: its revision is called `default`, and
 # `istio-injection=enabled` namespaces get it (a canary is a revision such as `1-30-3`, with a tag of its own).

@@ -1,4 +1,4 @@
-"""A real Kubernetes v1.24 control plane on 127.0.0.1: etcd, kube-apiserver and kube-controller-manager.
+"""A real Kubernetes v1.36 control plane on 127.0.0.1: etcd, kube-apiserver and kube-controller-manager.
 
 Nothing runs pods here: `nodes.Kubelets` plays the nodes and `injector.Injector` plays istiod's webhook.
 """
@@ -22,15 +22,15 @@ from typing import Self
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.controlplane.binaries import Binaries
-from tests.controlplane.certs import rsa_keypair
-from tests.controlplane.kubeconfig import configuration, kubeconfig_yaml
-from tests.controlplane.processes import Process
+from localkube.binaries import Binaries
+from localkube.certs import rsa_keypair
+from localkube.kubeconfig import configuration, kubeconfig_yaml
+from localkube.processes import Process
 
 ADMIN = "admin"
 DEFAULT_USERS = ("restarter", "reader")
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
-# etcd on tmpfs: this etcd (3.4) has no --unsafe-no-fsync, and fsync on a real disk makes 2,000-pod tests slow.
+# etcd on tmpfs: fsync on a real disk makes 2,000-pod tests slow.
 _FAST_DISK = Path("/dev/shm")
 _POLL_SECONDS = 0.1
 _DIR_PREFIX = "aks-istio-kube-"
@@ -210,7 +210,7 @@ class ControlPlane:
             "--leader-elect=false",
             "--secure-port=0",
             # Nobody runs node leases here, and no pod CIDRs are needed.
-            "--controllers=*,-nodelifecycle,-nodeipam",
+            "--controllers=*,-node-lifecycle-controller,-node-ipam-controller",
             f"--service-account-private-key-file={sa_key}",
             f"--root-ca-file={self.ca_file}",
             "--use-service-account-credentials=false",

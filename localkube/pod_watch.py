@@ -16,7 +16,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3 import BaseHTTPResponse
 
-from tests.controlplane.raw import read_json
+from localkube.raw import read_json
 
 Pod = dict[str, Any]
 Handler = Callable[[str, Pod], None]

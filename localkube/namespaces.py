@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.controlplane.raw import drain
+from localkube.raw import drain
 
 
 class Namespaces:

@@ -21,9 +21,9 @@ from types import FrameType
 
 import pytest
 
-from tests.controlplane.binaries import Binaries, find_binaries
-from tests.controlplane.cluster import Cluster, running_cluster
-from tests.controlplane.namespaces import Namespaces
+from localkube.binaries import Binaries, find_binaries
+from localkube.cluster import Cluster, running_cluster
+from localkube.namespaces import Namespaces
 
 
 @pytest.fixture(scope="session")

@@ -29,10 +29,10 @@ from typing import Any, Self
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.controlplane.certs import serving_certificate
-from tests.controlplane.raw import read_json
-from tests.controlplane.sidecar import INJECT, REVISION_LABEL, STATUS_ANNOTATION, Revision, injection_patch
-from tests.controlplane.webhook_server import WebhookServer
+from localkube.certs import serving_certificate
+from localkube.raw import read_json
+from localkube.sidecar import INJECT, REVISION_LABEL, STATUS_ANNOTATION, Revision, injection_patch
+from localkube.webhook_server import WebhookServer
 
 DEFAULT_TAG = "default"
 _IGNORED_NAMESPACES = frozenset({"kube-system", "kube-public"})

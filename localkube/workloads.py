@@ -13,7 +13,7 @@ from typing import Any
 
 from kubernetes import client
 
-from tests.controlplane.raw import drain, read_json
+from localkube.raw import drain, read_json
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.7"
 Manifest = dict[str, Any]

@@ -22,10 +22,11 @@ from typing import Any, Self
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.controlplane.pod_watch import Pod, PodWatch
-from tests.controlplane.raw import drain
-from tests.controlplane.timers import Timers
-from tests.controlplane.waiting import pod_ready
+from localkube.binaries import KUBERNETES_VERSION
+from localkube.pod_watch import Pod, PodWatch
+from localkube.raw import drain
+from localkube.timers import Timers
+from localkube.waiting import pod_ready
 
 PodPredicate = Callable[[Pod], bool]
 _LOG = logging.getLogger(__name__)
@@ -398,8 +399,8 @@ def _node_status(index: int, pods: int) -> dict[str, Any]:
             "kernelVersion": "5.15.0",
             "osImage": "Ubuntu 22.04",
             "containerRuntimeVersion": "containerd://1.7.0",
-            "kubeletVersion": "v1.24.0",
-            "kubeProxyVersion": "v1.24.0",
+            "kubeletVersion": KUBERNETES_VERSION,
+            "kubeProxyVersion": KUBERNETES_VERSION,
             "operatingSystem": "linux",
             "architecture": "amd64",
         },
