@@ -65,9 +65,6 @@ import yaml
 from kubernetes import client, config
 
 from benchmarks.kubectl import Kubectl, find_kubectl
-from restart.objects import RESTARTED_AT_ANNOTATION
-from restart.request import RestartRequest
-from restart.run import run_restart
 from localkube import workloads
 from localkube.binaries import Binaries, find_binaries
 from localkube.cluster import DEFAULT_REVISION, Cluster, running_cluster
@@ -76,6 +73,9 @@ from localkube.raw import drain, read_json
 from localkube.rbac import grant
 from localkube.sidecar import INIT, VALIDATION
 from localkube.waiting import rollout_complete
+from restart.objects import RESTARTED_AT_ANNOTATION
+from restart.request import RestartRequest
+from restart.run import run_restart
 
 DEFAULT_DEPLOYMENTS = 500
 QUICK_DEPLOYMENTS = 50

@@ -9,14 +9,14 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from restart.kube import RetryPolicy
-from restart.request import RestartRequest
-from restart.run import RestartOutcome, run_restart
 from localkube.cluster import DEFAULT_REVISION, Cluster
 from localkube.faults import FaultProxy
 from localkube.namespaces import Namespaces
 from localkube.waiting import rollout_complete, wait_for
 from localkube.workloads import pods, read
+from restart.kube import RetryPolicy
+from restart.request import RestartRequest
+from restart.run import RestartOutcome, run_restart
 from tests.support.provider_host import inputs
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=3.0, request_timeout=10.0, watch_window=2.0)

@@ -14,13 +14,13 @@ import grpc
 import pytest
 from kubernetes import client
 
-from restart.objects import FINGERPRINT_ANNOTATION, RESTARTED_AT_ANNOTATION
-from restart.plan import cni_fingerprint
 from localkube.cluster import Cluster
 from localkube.namespaces import Namespaces
 from localkube.rbac import grant
 from localkube.waiting import rollout_complete, wait_for
 from localkube.workloads import create, daemonset, deployment, job, pod, read, replicaset, statefulset
+from restart.objects import FINGERPRINT_ANNOTATION, RESTARTED_AT_ANNOTATION
+from restart.plan import cni_fingerprint
 from tests.restart.cluster_helpers import (
     INJECTION,
     all_redirected_by,

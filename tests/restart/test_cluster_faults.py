@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from restart.request import RestartError
 from localkube.cluster import Cluster
 from localkube.faults import Fault, FaultProxy, is_watch
 from localkube.namespaces import Namespaces
 from localkube.workloads import create, deployment
+from restart.request import RestartError
 from tests.restart.cluster_helpers import (
     FAST,
     INJECTION,

@@ -17,13 +17,13 @@ import grpc
 import pytest
 from pulumi.runtime.proto import provider_pb2
 
-from restart.request import RestartError, RestartRequest
-from restart.run import run_restart
 from localkube.cluster import DEFAULT_REVISION, Cluster
 from localkube.injector import DEFAULT_TAG
 from localkube.namespaces import Namespaces
 from localkube.waiting import wait_for
 from localkube.workloads import create, daemonset, deployment, pod, pods, statefulset
+from restart.request import RestartError, RestartRequest
+from restart.run import run_restart
 from tests.restart.cluster_helpers import FAST, INJECTION, generations, others, restart_inputs, rolled_out
 from tests.support.provider_host import Host, as_dict, checked, diff, engine_view, update
 from tests.support.provider_host import create as host_create

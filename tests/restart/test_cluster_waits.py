@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 import yaml
 
-from restart.kube import FIELD_MANAGER
-from restart.objects import FINGERPRINT_ANNOTATION, RESTARTED_AT_ANNOTATION
-from restart.request import RestartError
 from localkube.cluster import Cluster
 from localkube.faults import Fault, FaultProxy, is_watch
 from localkube.namespaces import Namespaces
 from localkube.rbac import grant
 from localkube.waiting import wait_for
 from localkube.workloads import create, daemonset, deployment, pod_template, read
+from restart.kube import FIELD_MANAGER
+from restart.objects import FINGERPRINT_ANNOTATION, RESTARTED_AT_ANNOTATION
+from restart.request import RestartError
 from tests.restart.cluster_helpers import (
     INJECTION,
     inject_for_cni,

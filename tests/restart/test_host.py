@@ -22,7 +22,6 @@ import pytest
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2
 
-from restart.plan import cni_fingerprint
 from localkube.cluster import Cluster
 from localkube.control_plane import ADMIN
 from localkube.faults import FaultProxy, is_watch
@@ -30,6 +29,7 @@ from localkube.namespaces import Namespaces
 from localkube.rbac import grant
 from localkube.workloads import create as create_workloads
 from localkube.workloads import deployment, pods
+from restart.plan import cni_fingerprint
 from tests.restart.cluster_helpers import (
     INJECTION,
     all_redirected_by,

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from restart.__main__ import main
 from localkube.cluster import Cluster
 from localkube.faults import FaultProxy
 from localkube.namespaces import Namespaces
 from localkube.workloads import create, deployment, pod
+from restart.__main__ import main
 from tests.restart.cluster_helpers import (
     INJECTION,
     inject_for_cni,
