@@ -1,8 +1,9 @@
 """`IstioUpgradeGuard`: refuses a move of the control planes Istio does not support, before anything changes.
 
-A Pulumi dynamic resource with no side effect: its inputs are the declared control planes (versions, the
-canary's namespaces), its `check` compares them with its old state (what the last `pulumi up` deployed) under
-`settings.upgrades`, and every Istio resource of the mesh depends on it. So a refused move fails the preview of
+A Pulumi dynamic resource with no side effect: its inputs are the control planes' part of the declared data plane
+(`settings.data_plane.GUARD_KEYS`: versions, the canary's and the mesh's namespaces), its `check` compares them
+with its old state (what the last `pulumi up` deployed) under `settings.upgrades`, and every Istio resource of the
+mesh depends on it. So a refused move fails the preview of
 the pull request, and a `pulumi up --skip-preview` stops before the first release changes.
 
 Imports only `pulumi` and the settings: the engine's provider host re-imports this module by reference.
@@ -10,77 +11,37 @@ Imports only `pulumi` and the settings: the engine's provider host re-imports th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import pulumi
 import pulumi.dynamic
 
+from settings.data_plane import GUARD_KEYS, DeclaredDataPlane
 from settings.model import IstioSettings, MeshSettings
-from settings.upgrades import ControlPlanes, upgrade_refusal
-
-_FIELDS = {
-    "version": "version",
-    "canaryVersion": "canary_version",
-    "canaryNamespaces": "canary_namespaces",
-    "meshNamespaces": "mesh_namespaces",
-    "allowDowngradeFrom": "allow_downgrade_from",
-}
-"""Input property -> ControlPlanes field."""
+from settings.upgrades import upgrade_refusal
 
 
-def declared_planes(istio: IstioSettings, mesh: MeshSettings) -> ControlPlanes:
-    return ControlPlanes(
-        version=istio.version,
-        canary_version=istio.canary.version if istio.canary else "",
-        canary_namespaces=tuple(sorted(istio.canary.namespaces)) if istio.canary else (),
-        mesh_namespaces=tuple(sorted(mesh.namespaces)),
-        allow_downgrade_from=istio.allow_downgrade_from or "",
-    )
-
-
-def planes_from(props: Mapping[str, Any]) -> ControlPlanes | None:
-    """The planes of a property bag; None for an empty one (the first `up`: nothing deployed to compare with)."""
-    if not props.get("version"):
-        return None
-    values = {field: props.get(key) for key, field in _FIELDS.items()}
-    return ControlPlanes(
-        version=str(values["version"]),
-        canary_version=str(values["canary_version"] or ""),
-        canary_namespaces=tuple(values["canary_namespaces"] or ()),
-        mesh_namespaces=tuple(values["mesh_namespaces"] or ()),
-        allow_downgrade_from=str(values["allow_downgrade_from"] or ""),
-    )
-
-
-def _props(planes: ControlPlanes) -> dict[str, Any]:
-    return {
-        key: list(value) if isinstance(value := getattr(planes, field), tuple) else value
-        for key, field in _FIELDS.items()
-    }
+def _recorded(props: dict[str, Any]) -> dict[str, Any]:
+    return {key: props.get(key) for key in GUARD_KEYS}
 
 
 class UpgradeGuardProvider(pulumi.dynamic.ResourceProvider):
     """Holds no state of its own: the deployed planes come from the old inputs of each call."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
-        deployed, declared = planes_from(olds), planes_from(news)
-        failures = []
-        if deployed is not None and declared is not None:
-            refusal = upgrade_refusal(deployed, declared)
-            if refusal is not None:
-                failures.append(pulumi.dynamic.CheckFailure("version", refusal))
+        refusal = upgrade_refusal(DeclaredDataPlane.from_inputs(olds), DeclaredDataPlane.from_inputs(news))
+        failures = [pulumi.dynamic.CheckFailure("version", refusal)] if refusal else []
         return pulumi.dynamic.CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
-        changed = any(olds.get(key) != news.get(key) for key in _FIELDS)
+        changed = _recorded(olds) != _recorded(news)
         return pulumi.dynamic.DiffResult(changes=changed, replaces=[], stables=[], delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
-        return pulumi.dynamic.CreateResult(id_="istio-upgrade-guard", outs={key: props.get(key) for key in _FIELDS})
+        return pulumi.dynamic.CreateResult(id_="istio-upgrade-guard", outs=_recorded(props))
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.UpdateResult:
-        return pulumi.dynamic.UpdateResult(outs={key: news.get(key) for key in _FIELDS})
+        return pulumi.dynamic.UpdateResult(outs=_recorded(news))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         return None
@@ -95,4 +56,5 @@ class IstioUpgradeGuard(pulumi.dynamic.Resource, module="istio", name="IstioUpgr
     def __init__(
         self, name: str, istio: IstioSettings, mesh: MeshSettings, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__(UpgradeGuardProvider(), name, _props(declared_planes(istio, mesh)), opts)
+        recorded = _recorded(DeclaredDataPlane.declared(istio, mesh).inputs())
+        super().__init__(UpgradeGuardProvider(), name, recorded, opts)

@@ -18,6 +18,7 @@ from restart.objects import WorkloadRef
 from restart.plan import RestartPlan, name_list
 from restart.request import RestartError, RestartRequest
 from restart.run import plan_cluster
+from settings.data_plane import DeclaredDataPlane
 from settings.model import ConfigError
 from settings.stack_file import available_stacks, stack_settings
 
@@ -35,14 +36,14 @@ def _by_namespace(refs: Iterable[WorkloadRef], why: dict[WorkloadRef, str]) -> l
     ]
 
 
-def render(stack: str, request: RestartRequest, plan: RestartPlan) -> str:
+def render(stack: str, data_plane: DeclaredDataPlane, plan: RestartPlan) -> str:
     """The plan as Markdown: counts first, then the first names by namespace."""
     reasons = {ref: ", ".join(plan.reasons.get(ref, ())) for ref in (*plan.restart, *plan.recheck)}
-    redirection = "the CNI plugin (istio-validation)" if request.cni_enabled else "istio-init"
-    planes = f"`{request.proxy_image}` (revision default)"
-    if request.canary_revision:
-        on_canary = ", ".join(f"`{ns}`" for ns in request.canary_namespaces) or "no namespace yet"
-        planes += f"; on the canary ({on_canary}): `{request.canary_proxy_image}` (revision {request.canary_revision})"
+    redirection = "the CNI plugin (istio-validation)" if data_plane.cni_enabled else "istio-init"
+    planes = f"`{data_plane.default.proxy_image}` (revision default)"
+    if (canary := data_plane.canary) is not None:
+        on_canary = ", ".join(f"`{ns}`" for ns in sorted(data_plane.canary_namespaces)) or "no namespace yet"
+        planes += f"; on the canary ({on_canary}): `{canary.proxy_image}` (revision {canary.revision})"
     lines = [
         f"**Sidecar restart plan for `{stack}`**: pods should run {redirection} and {planes}.",
         "",
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = stack_settings(args.stack)
         kubeconfig = path.read_text()
-        request = RestartRequest.declared(settings.istio, settings.restart, settings.mesh, kubeconfig)
+        request = RestartRequest.of_settings(settings.istio, settings.restart, settings.mesh, kubeconfig)
         plan = plan_cluster(request)
     except (ConfigError, RestartError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: cannot read {exc.filename or path}: {exc.strerror}", file=sys.stderr)
         return 2
-    sys.stdout.write(render(args.stack, request, plan))
+    sys.stdout.write(render(args.stack, request.data_plane, plan))
     return 0
 
 

@@ -41,7 +41,7 @@ from restart.objects import (
     sidecar_image,
     template_annotations,
 )
-from restart.request import DataPlane, DeclaredPlanes, RestartRequest
+from settings.data_plane import ControlPlane, DeclaredDataPlane
 
 
 class SkipReason(StrEnum):
@@ -104,29 +104,19 @@ class RestartPlan:
     """
 
 
-def cni_fingerprint(
-    enabled: bool, exclude_namespaces: Iterable[str], proxy_image: str = "", planes: DeclaredPlanes | None = None
-) -> str:
-    """A short stable hash of the declared data plane; the order and repetition of namespaces do not matter.
+def fingerprint(data_plane: DeclaredDataPlane) -> str:
+    """A short stable hash of the declared data plane (`DeclaredDataPlane.describe`).
 
-    Without the CNI plugin its exclusion list has no effect, so every disabled setting hashes alike: a
-    change of the list alone while the CNI stays off restarts nothing. Without a proxy image (a state
-    written before the restart compared proxies) the hash is the CNI setting's alone, as it was then, and
-    without a canary it is the one the release before canaries computed.
+    A contract with running clusters: every restart records it on the workloads it patches
+    (`FINGERPRINT_ANNOTATION`), and a re-run of the same change recognises them by it, so it never restarts one
+    twice (resumability). Keep its format: a new one would restart every workload once more. Every setting with
+    the CNI off hashes alike whatever its exclusions, so changing the list alone restarts nothing.
     """
-    namespaces = sorted(set(exclude_namespaces)) if enabled else []
-    declared: dict[str, Any] = {"enabled": enabled, "excludeNamespaces": namespaces}
-    declared.update((planes or DeclaredPlanes.declare(proxy_image)).describe())
-    return hashlib.sha256(json.dumps(declared).encode()).hexdigest()[:16]
-
-
-def request_fingerprint(request: RestartRequest) -> str:
-    """The fingerprint of the data plane a request declares (what `plan_restart` computes for it)."""
-    return cni_fingerprint(request.cni_enabled, request.exclude_namespaces, planes=request.planes())
+    return hashlib.sha256(json.dumps(data_plane.describe()).encode()).hexdigest()[:16]
 
 
 def mismatch(
-    pod: Mapping[str, Any], wanted: Redirection, acceptable: tuple[DataPlane, ...]
+    pod: Mapping[str, Any], wanted: Redirection, acceptable: tuple[ControlPlane, ...]
 ) -> tuple[RestartReason, ...]:
     """How a sidecar pod differs from the data planes its namespace may run (empty: it matches one, or has no
     redirection). `acceptable` is never empty; its first plane is the one a mismatched pod is compared with."""
@@ -190,32 +180,23 @@ class _OwnerPods:
 
 
 def plan_restart(
+    data_plane: DeclaredDataPlane,
     *,
     pods: Iterable[Mapping[str, Any]],
     replicasets: Iterable[Mapping[str, Any]],
     workloads: Iterable[tuple[str, Mapping[str, Any]]],
-    cni_enabled: bool,
-    exclude_namespaces: Iterable[str],
-    proxy_image: str = "",
-    canary: DataPlane | None = None,
-    canary_namespaces: Iterable[str] = (),
-    planes: DeclaredPlanes | None = None,
 ) -> RestartPlan:
     """Decide, for every owner of an active pod, whether to restart it, skip it (and why) or leave it to a person.
 
-    `workloads` are `(kind, object)` pairs of Deployments, StatefulSets and DaemonSets. `proxy_image` is the
-    `istio-proxy` image the default istiod injects (empty: images not compared); `canary` the control plane
-    the `canary_namespaces` should run; `planes` all of it at once (a request's `planes()`). The workloads to
-    restart come in rollout order: the canary's namespaces first (a bad canary shows on them), then namespace
-    by namespace.
+    `workloads` are `(kind, object)` pairs of Deployments, StatefulSets and DaemonSets. The workloads to restart
+    come in rollout order: the canary's namespaces first (a bad canary shows on them), then namespace by namespace.
     """
-    excluded = set(exclude_namespaces)
-    planes = planes or DeclaredPlanes.declare(proxy_image, canary, canary_namespaces)
-    fingerprint = cni_fingerprint(cni_enabled, excluded, planes=planes)
-    wanted = desired_redirection(cni_enabled)
+    excluded = data_plane.exclude_namespaces
+    wanted = desired_redirection(data_plane.cni_enabled)
     replicaset_index = {(ref.namespace, ref.name): rs for rs in replicasets for ref in [ref_of("ReplicaSet", rs)]}
     workload_index = {ref_of(kind, obj): obj for kind, obj in workloads}
 
+    declared_fingerprint = fingerprint(data_plane)
     owners: dict[WorkloadRef, _OwnerPods] = {}
     for pod in pods:
         if not is_active(pod):
@@ -225,11 +206,12 @@ def plan_restart(
             continue
         state.sidecar = True
         revision = pod_revision(pod)
-        if revision is not None and revision not in planes.revisions:
+        if revision is not None and revision not in data_plane.revisions:
             state.undeclared.add(revision)
         if redirection(pod) is not Redirection.NONE:
             state.redirected = True
-            state.reasons.update(mismatch(pod, wanted, planes.acceptable(str(metadata_of(pod).get("namespace", "")))))
+            namespace = str(metadata_of(pod).get("namespace", ""))
+            state.reasons.update(mismatch(pod, wanted, data_plane.acceptable(namespace)))
 
     restart: list[WorkloadRef] = []
     recheck: list[WorkloadRef] = []
@@ -252,14 +234,14 @@ def plan_restart(
             skipped[owner] = SkipReason.PAUSED
         elif (reason := manual_strategy(workload)) is not None:
             manual[owner] = reason
-        elif template_annotations(workload).get(FINGERPRINT_ANNOTATION) == fingerprint:
+        elif template_annotations(workload).get(FINGERPRINT_ANNOTATION) == declared_fingerprint:
             recheck.append(owner)
         else:
             restart.append(owner)
     moving = set(restart) | set(recheck)
     return RestartPlan(
-        fingerprint=fingerprint,
-        restart=tuple(sorted(restart, key=lambda ref: _rollout_order(ref, planes))),
+        fingerprint=declared_fingerprint,
+        restart=tuple(sorted(restart, key=lambda ref: _rollout_order(ref, data_plane))),
         skipped=skipped,
         manual=manual,
         reasons={owner: tuple(sorted(owners[owner].reasons)) for owner in (*restart, *recheck)},
@@ -273,34 +255,29 @@ def plan_restart(
     )
 
 
-def _rollout_order(ref: WorkloadRef, planes: DeclaredPlanes) -> tuple[bool, str, str, str]:
+def _rollout_order(ref: WorkloadRef, data_plane: DeclaredDataPlane) -> tuple[bool, str, str, str]:
     """The canary's namespaces first, then namespace by namespace (kind and name within one)."""
-    return (ref.namespace not in planes.canary_namespaces, ref.namespace, ref.kind, ref.name)
+    return (ref.namespace not in data_plane.canary_namespaces, ref.namespace, ref.kind, ref.name)
 
 
 def mismatched_pods(
+    data_plane: DeclaredDataPlane,
     *,
     pods: Iterable[Mapping[str, Any]],
     replicasets: Iterable[Mapping[str, Any]],
     owners: Iterable[WorkloadRef],
-    cni_enabled: bool,
-    proxy_image: str = "",
-    canary: DataPlane | None = None,
-    canary_namespaces: Iterable[str] = (),
-    planes: DeclaredPlanes | None = None,
 ) -> dict[WorkloadRef, list[str]]:
     """After rollouts finished: the running pods of `owners` whose sidecar still differs from the declared one.
 
     Pods being deleted or not running are left out: the old pods of a finished rollout are on their way
     out. What is left means istiod injected the new pods for the old setting.
     """
-    wanted = desired_redirection(cni_enabled)
-    planes = planes or DeclaredPlanes.declare(proxy_image, canary, canary_namespaces)
+    wanted = desired_redirection(data_plane.cni_enabled)
     watched = set(owners)
     replicaset_index = {(ref.namespace, ref.name): rs for rs in replicasets for ref in [ref_of("ReplicaSet", rs)]}
     found: dict[WorkloadRef, list[str]] = {}
     for pod in pods:
-        acceptable = planes.acceptable(str(metadata_of(pod).get("namespace", "")))
+        acceptable = data_plane.acceptable(str(metadata_of(pod).get("namespace", "")))
         if not is_running(pod) or not has_sidecar(pod) or not mismatch(pod, wanted, acceptable):
             continue
         owner = resolve_owner(pod, replicaset_index)
@@ -309,11 +286,13 @@ def mismatched_pods(
     return {owner: sorted(names) for owner, names in sorted(found.items())}
 
 
-def group_by_reason(entries: Mapping[WorkloadRef, StrEnum]) -> dict[str, list[str]]:
-    """`{reason: ["Kind/namespace/name", ...]}`, sorted."""
+def group_by_reason(entries: Mapping[WorkloadRef, StrEnum | Iterable[StrEnum]]) -> dict[str, list[str]]:
+    """`{reason: ["Kind/namespace/name", ...]}`, sorted; a workload with two reasons is under both."""
     grouped: dict[str, list[str]] = {}
     for ref in sorted(entries):
-        grouped.setdefault(str(entries[ref]), []).append(str(ref))
+        reasons = entries[ref]
+        for reason in (reasons,) if isinstance(reasons, StrEnum) else reasons:
+            grouped.setdefault(str(reason), []).append(str(ref))
     return dict(sorted(grouped.items()))
 
 

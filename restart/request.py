@@ -1,195 +1,118 @@
 """What one restart is asked to do, and how it fails: the one request type and the one error type.
 
-`RestartRequest` is the resource's inputs, typed: each field names its input property (the camelCase
-schema stored in every stack's state), whether a change of it re-injects sidecars, and the settings it
-is declared from. The provider checks, diffs and reads its inputs through this class, and the cluster
-side receives it whole, so adding an option touches this class alone.
+`RestartRequest` is the resource's inputs, typed: the declared data plane (`settings.data_plane`), the cluster's
+kubeconfig and the rollout's options. `INPUTS` names each input property (the camelCase schema stored in every
+stack's state), how it is checked, and whether a change of it re-injects sidecars.
 
-Imports only the standard library and the settings model: the provider host loads this module on every call.
+Imports only the standard library and the settings: the provider host loads this module on every call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from settings.model import DEFAULT_REVISION, IstioSettings, MeshSettings, RestartSettings
+from settings.data_plane import DeclaredDataPlane
+from settings.model import IstioSettings, MeshSettings, RestartSettings
 
-InputKind = Literal["boolean", "names", "count", "kubeconfig", "image", "revision"]
-
-
-def _input(name: str, kind: InputKind, *, restarts: bool = False, added_later: bool = False) -> dict[str, Any]:
-    """`added_later`: a state written before the input existed lacks it, which means its empty value."""
-    return {"input": name, "kind": kind, "restarts": restarts, "added_later": added_later}
+InputKind = Literal["boolean", "names", "count", "kubeconfig", "image", "revision", "version"]
 
 
 @dataclass(frozen=True)
-class DataPlane:
-    """What the sidecar pods of one namespace should run: the control plane's revision and its proxy image."""
+class Input:
+    kind: InputKind
+    restarts: bool = False
+    """A change of it re-injects sidecars; the others update the state alone."""
+    added_later: bool = False
+    """A state written before the input existed lacks it; `completed` fills it in."""
 
-    revision: str
-    """`default` or a canary's revision such as `1-30-3` (the `istio.io/rev` label istiod puts on pods)."""
-    proxy_image: str
-    """Empty: the image is not compared (a state written before the restart compared proxies)."""
 
-
-@dataclass(frozen=True)
-class DeclaredPlanes:
-    """The declared data plane: the default control plane's, and the canary's for its namespaces."""
-
-    default: DataPlane
-    canary: DataPlane | None = None
-    canary_namespaces: frozenset[str] = frozenset()
-    mesh_namespaces: frozenset[str] = frozenset()
-    """The namespaces the stack declares; empty (a state written before it was known): every namespace."""
-
-    @classmethod
-    def declare(
-        cls,
-        proxy_image: str,
-        canary: DataPlane | None = None,
-        canary_namespaces: Iterable[str] = (),
-        mesh_namespaces: Iterable[str] = (),
-    ) -> DeclaredPlanes:
-        """The default plane (revision `default`, `proxy_image`), and the canary for its namespaces, if any."""
-        return cls(
-            default=DataPlane(DEFAULT_REVISION, proxy_image),
-            canary=canary,
-            canary_namespaces=frozenset(canary_namespaces) if canary else frozenset(),
-            mesh_namespaces=frozenset(mesh_namespaces),
-        )
-
-    @property
-    def revisions(self) -> frozenset[str]:
-        return frozenset(plane.revision for plane in self.all)
-
-    @property
-    def all(self) -> tuple[DataPlane, ...]:
-        return (self.default,) if self.canary is None else (self.default, self.canary)
-
-    def acceptable(self, namespace: str) -> tuple[DataPlane, ...]:
-        """What the pods of `namespace` may run: its declared plane; outside the mesh, any declared one.
-
-        A namespace the stack does not declare is labelled by someone else (say `istio.io/rev=canary` by an
-        app team), so its pods run whichever declared control plane that label picks.
-        """
-        if self.canary is not None and namespace in self.canary_namespaces:
-            return (self.canary,)
-        if not self.mesh_namespaces or namespace in self.mesh_namespaces:
-            return (self.default,)
-        return self.all
-
-    def describe(self) -> dict[str, Any]:
-        """The planes as plain data, for the fingerprint: the default's image alone when there is no canary."""
-        described: dict[str, Any] = {}
-        if self.default.proxy_image:
-            described["proxyImage"] = self.default.proxy_image
-        if self.canary is not None:
-            described["canary"] = {
-                "revision": self.canary.revision,
-                "proxyImage": self.canary.proxy_image,
-                "namespaces": sorted(self.canary_namespaces),
-            }
-        return described
+INPUTS: Mapping[str, Input] = {
+    "kubeconfig": Input("kubeconfig"),
+    "cniEnabled": Input("boolean", restarts=True),
+    "excludeNamespaces": Input("names", restarts=True),
+    "version": Input("version", added_later=True),
+    "proxyImage": Input("image", restarts=True, added_later=True),
+    "canaryVersion": Input("version", added_later=True),
+    "canaryRevision": Input("revision", restarts=True, added_later=True),
+    "canaryProxyImage": Input("image", restarts=True, added_later=True),
+    "canaryNamespaces": Input("names", restarts=True, added_later=True),
+    "meshNamespaces": Input("names", added_later=True),
+    "allowDowngradeFrom": Input("version", added_later=True),
+    "maxConcurrent": Input("count"),
+    "waitForRollout": Input("boolean"),
+    "slowStart": Input("boolean", added_later=True),
+    "timeoutSeconds": Input("count"),
+}
+"""Every input property of the restart resource."""
 
 
 @dataclass(frozen=True)
 class RestartRequest:
-    kubeconfig: str = field(repr=False, metadata=_input("kubeconfig", "kubeconfig"))
+    kubeconfig: str = field(repr=False)
     """The cluster's kubeconfig (a secret in the state)."""
-    cni_enabled: bool = field(default=True, metadata=_input("cniEnabled", "boolean", restarts=True))
-    """Whether pods should be redirected by the CNI plugin (`istio-validation`) or by `istio-init`."""
-    exclude_namespaces: tuple[str, ...] = field(
-        default=(), metadata=_input("excludeNamespaces", "names", restarts=True)
-    )
-    """Namespaces the CNI plugin leaves alone: never restarted."""
-    proxy_image: str = field(default="", metadata=_input("proxyImage", "image", restarts=True, added_later=True))
-    """The `istio-proxy` image the default istiod injects; pods running another are re-injected ("": not compared)."""
-    canary_revision: str = field(
-        default="", metadata=_input("canaryRevision", "revision", restarts=True, added_later=True)
-    )
-    """The canary control plane's revision, e.g. `1-30-3` (empty: no canary)."""
-    canary_proxy_image: str = field(
-        default="", metadata=_input("canaryProxyImage", "image", restarts=True, added_later=True)
-    )
-    """The `istio-proxy` image the canary istiod injects."""
-    canary_namespaces: tuple[str, ...] = field(
-        default=(), metadata=_input("canaryNamespaces", "names", restarts=True, added_later=True)
-    )
-    """The namespaces whose pods should run on the canary; every other one on the default control plane."""
-    mesh_namespaces: tuple[str, ...] = field(default=(), metadata=_input("meshNamespaces", "names", added_later=True))
-    """The stack's mesh namespaces (`mesh.namespaces`): their pods must run their declared plane exactly."""
-    allow_downgrade_from: str = field(default="", metadata=_input("allowDowngradeFrom", "revision", added_later=True))
-    """The Istio version an in-place downgrade is acknowledged from (`aks-istio:istio.allowDowngradeFrom`)."""
-    max_concurrent: int = field(default=10, metadata=_input("maxConcurrent", "count"))
-    """With `wait_for_rollout`, the most workloads rolling out at once; without, the most PATCHes in flight."""
-    wait_for_rollout: bool = field(default=True, metadata=_input("waitForRollout", "boolean"))
+    data_plane: DeclaredDataPlane
+    """What the pods of each namespace should run."""
+    max_concurrent: int = 10
+    """The widest the rollout window gets: workloads rolling out at once (without `wait_for_rollout`, PATCHes)."""
+    wait_for_rollout: bool = True
     """Wait until every restarted workload has rolled out, and check its new pods."""
-    timeout_seconds: int = field(default=600, metadata=_input("timeoutSeconds", "count"))
+    slow_start: bool = True
+    """Start the window at one workload and widen it by one per success, up to `max_concurrent`."""
+    timeout_seconds: int = 600
     """How long each rollout may take."""
 
     @classmethod
-    def declared(
+    def of_settings(
         cls, istio: IstioSettings, options: RestartSettings, mesh: MeshSettings, kubeconfig: str = ""
     ) -> RestartRequest:
         """The request the stack's settings declare."""
         return cls(
             kubeconfig=kubeconfig,
-            cni_enabled=istio.cni.enabled,
-            # Order and repetition do not change the setting; normalised, a reordered list is no diff.
-            exclude_namespaces=tuple(sorted(set(istio.cni.exclude_namespaces))),
-            proxy_image=istio.proxy_image,
-            canary_revision=istio.canary.revision if istio.canary else "",
-            canary_proxy_image=istio.canary_proxy_image,
-            canary_namespaces=tuple(sorted(istio.canary.namespaces)) if istio.canary else (),
-            mesh_namespaces=tuple(sorted(mesh.namespaces)),
-            allow_downgrade_from=istio.allow_downgrade_from or "",
+            data_plane=DeclaredDataPlane.declared(istio, mesh),
             max_concurrent=options.max_concurrent,
             wait_for_rollout=options.wait_for_rollout,
+            slow_start=options.slow_start,
             timeout_seconds=options.timeout_seconds,
         )
 
     @classmethod
     def from_inputs(cls, props: Mapping[str, Any]) -> RestartRequest:
-        """The request from a property bag that went through the provider's `check`."""
-        values: dict[str, Any] = {}
-        for spec in fields(cls):
-            value, kind = props.get(spec.metadata["input"]), spec.metadata["kind"]
-            if kind == "names":
-                values[spec.name] = tuple(value or ())
-            elif kind == "count":
-                values[spec.name] = as_int(value) or 1
-            elif kind == "boolean":
-                values[spec.name] = bool(value)
-            elif kind in ("image", "revision"):
-                values[spec.name] = str(value or "")
-            else:
-                values[spec.name] = str(value)
-        return cls(**values)
-
-    def planes(self) -> DeclaredPlanes:
-        """What the pods of each namespace should run."""
-        canary = DataPlane(self.canary_revision, self.canary_proxy_image) if self.canary_revision else None
-        return DeclaredPlanes.declare(self.proxy_image, canary, self.canary_namespaces, self.mesh_namespaces)
+        """The request of a property bag that went through the provider's `check` (or an older state's)."""
+        props = completed(props)
+        return cls(
+            kubeconfig=str(props.get("kubeconfig") or ""),
+            data_plane=DeclaredDataPlane.from_inputs(props),
+            max_concurrent=as_int(props.get("maxConcurrent")) or 1,
+            wait_for_rollout=bool(props.get("waitForRollout")),
+            slow_start=bool(props.get("slowStart")),
+            timeout_seconds=as_int(props.get("timeoutSeconds")) or 1,
+        )
 
     def inputs(self) -> dict[str, Any]:
         """The property bag of this request (the inverse of `from_inputs`)."""
         return {
-            spec.metadata["input"]: list(value) if isinstance(value := getattr(self, spec.name), tuple) else value
-            for spec in fields(self)
+            "kubeconfig": self.kubeconfig,
+            **self.data_plane.inputs(),
+            "maxConcurrent": self.max_concurrent,
+            "waitForRollout": self.wait_for_rollout,
+            "slowStart": self.slow_start,
+            "timeoutSeconds": self.timeout_seconds,
         }
 
 
-INPUT_KINDS: Mapping[str, InputKind] = {
-    spec.metadata["input"]: spec.metadata["kind"] for spec in fields(RestartRequest)
-}
-"""Every input property and how it is checked."""
-INPUT_KEYS = tuple(INPUT_KINDS)
-ADDED_LATER_KEYS = tuple(spec.metadata["input"] for spec in fields(RestartRequest) if spec.metadata["added_later"])
-"""Inputs a state written by an earlier release lacks: missing means their empty value."""
-RESTART_KEYS = tuple(spec.metadata["input"] for spec in fields(RestartRequest) if spec.metadata["restarts"])
-"""The inputs whose change re-injects sidecars; the others update the state alone."""
+def completed(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The bag with every input an older release did not write filled in, so that its state shows no diff: the
+    data plane's as `DeclaredDataPlane.from_inputs` reads it (versions from the images, empty lists and images),
+    slow start at its default (it changes how the next restart proceeds, not what the cluster runs)."""
+    filled = dict(props)
+    missing = [key for key, spec in INPUTS.items() if spec.added_later and filled.get(key) is None]
+    if missing:
+        declared = DeclaredDataPlane.from_inputs(props).inputs()
+        for key in missing:
+            filled[key] = RestartSettings.slow_start if key == "slowStart" else declared[key]
+    return filled
 
 
 def as_int(value: Any) -> int | None:

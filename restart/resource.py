@@ -1,10 +1,10 @@
 """`SidecarRestart`: the data plane's rollout, re-injecting the sidecar workloads that run something else than declared.
 
-A Pulumi dynamic resource. Its inputs carry the declared data plane itself (the CNI setting, the default control
-plane's proxy image, the canary's revision, image and namespaces: a preview shows which part changed), the
-cluster's kubeconfig as a secret, and the restart options. Only a change of the declared data plane (or the
-first create) restarts anything; a rotated kubeconfig or changed options update the state alone, and so does
-a new `excludeNamespaces` while the CNI stays off (the list has no effect without the plugin).
+A Pulumi dynamic resource. Its inputs carry the declared data plane itself (`settings.data_plane`: the CNI
+setting, each control plane's version, revision and proxy image, the canary's namespaces: a preview shows which
+part changed), the cluster's kubeconfig as a secret, and the restart options. Only a change of the declared data
+plane (or the first create) restarts anything; a rotated kubeconfig or changed options update the state alone,
+and so does a new `excludeNamespaces` while the CNI stays off (the list has no effect without the plugin).
 
 This module imports only the standard library, `pulumi` and the settings: dill pickles the provider class
 by reference, so the engine's provider host re-imports this module, and it must load fast and without side
@@ -23,19 +23,11 @@ import pulumi.dynamic
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from restart.plan import request_fingerprint, summarize
-from restart.request import (
-    ADDED_LATER_KEYS,
-    INPUT_KEYS,
-    INPUT_KINDS,
-    RESTART_KEYS,
-    RestartError,
-    RestartRequest,
-    as_int,
-)
+from restart.plan import fingerprint, summarize
+from restart.request import INPUTS, RestartError, RestartRequest, as_int, completed
+from settings.data_plane import DeclaredDataPlane
 from settings.model import IstioSettings, MeshSettings, RestartSettings
-from settings.upgrades import ControlPlanes, upgrade_refusal
-from settings.versions import istio_release
+from settings.upgrades import upgrade_refusal
 
 OUTPUT_KEYS = ("restarted", "restartReasons", "skipped", "manualRestart", "fingerprint", "restartedAt")
 
@@ -52,17 +44,14 @@ def _known(value: Any) -> bool:
 
 def _check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[pulumi.dynamic.CheckFailure]]:
     """Validate and normalise known values; unknown ones (in a preview) pass through untouched."""
-    inputs = {key: _plain(news.get(key)) for key in INPUT_KEYS}
+    inputs = completed({key: _plain(news.get(key)) for key in INPUTS})
     failures: list[pulumi.dynamic.CheckFailure] = []
 
     def fail(key: str, reason: str) -> None:
         failures.append(pulumi.dynamic.CheckFailure(key, reason))
 
-    for key, kind in INPUT_KINDS.items():
-        value = inputs[key]
-        if value is None and key in ADDED_LATER_KEYS:
-            inputs[key] = _empty(kind)
-            continue
+    for key, spec in INPUTS.items():
+        value, kind = inputs[key], spec.kind
         if value is None:
             fail(key, "is required")
         if not _known(value):
@@ -82,7 +71,7 @@ def _check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[pulumi.
                 fail(key, "must be a whole number of at least 1")
             else:
                 inputs[key] = number
-        elif kind in ("image", "revision") and not isinstance(value, str):
+        elif kind in ("image", "revision", "version") and not isinstance(value, str):
             fail(key, "must be a string")
         elif kind == "kubeconfig":
             if not isinstance(value, str) or not value.strip():
@@ -94,30 +83,9 @@ def _check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[pulumi.
     return inputs, failures
 
 
-def _empty(kind: str) -> Any:
-    return [] if kind == "names" else ""
-
-
-def _image_release(image: Any) -> str:
-    """The Istio release in a proxy image's tag (`hub/proxyv2:1.30.3[-variant][@digest]`), or ""."""
-    if not isinstance(image, str) or ":" not in image:
-        return ""
-    tag = image.split("@", 1)[0].rsplit(":", 1)[1].split("-", 1)[0]
-    return tag if istio_release(tag) else ""
-
-
-def rolled_out_planes(props: Mapping[str, Any]) -> ControlPlanes | None:
-    """The control planes a property bag declares, read from its proxy images (None when it names none)."""
-    version = _image_release(_plain(props.get("proxyImage")))
-    if not version:
-        return None
-    return ControlPlanes(
-        version=version,
-        canary_version=_image_release(_plain(props.get("canaryProxyImage"))),
-        canary_namespaces=tuple(_plain(props.get("canaryNamespaces")) or ()),
-        mesh_namespaces=tuple(_plain(props.get("meshNamespaces")) or ()),
-        allow_downgrade_from=str(_plain(props.get("allowDowngradeFrom")) or ""),
-    )
+def _plain_bag(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The inputs of a property bag, unwrapped, with those an older release did not write filled in."""
+    return completed({key: _plain(props.get(key)) for key in INPUTS})
 
 
 def _progress(message: str) -> None:
@@ -127,7 +95,7 @@ def _progress(message: str) -> None:
 
 
 class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
-    """Restarts the workloads whose sidecars were injected for another CNI setting.
+    """Restarts the workloads whose pods run another data plane than their namespace declares.
 
     Holds no state, client or credential: everything comes from the property bags of each call.
     """
@@ -137,9 +105,10 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
         # The upgrade guard refuses an unsupported move before any release changes, against what was declared
         # last. This state is written only when a rollout succeeded, so it is what the data plane runs: a
         # release upgrade that failed and rolled back cannot make a later skip look like one step.
-        deployed, declared = rolled_out_planes(olds), rolled_out_planes(inputs)
-        if deployed is not None and declared is not None and (refusal := upgrade_refusal(deployed, declared)):
-            failures.append(pulumi.dynamic.CheckFailure("proxyImage", refusal))
+        if not failures:
+            deployed, declared = DeclaredDataPlane.from_inputs(_plain_bag(olds)), DeclaredDataPlane.from_inputs(inputs)
+            if refusal := upgrade_refusal(deployed, declared):
+                failures.append(pulumi.dynamic.CheckFailure("version", refusal))
         return pulumi.dynamic.CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
@@ -153,26 +122,19 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
         real value. An unknown CNI input may well differ, so it counts.
         """
 
-        def value(props: Mapping[str, Any], key: str) -> Any:
-            plain = _plain(props.get(key))
-            # An input a state written before it existed lacks is its empty value, not a change.
-            return _empty(INPUT_KINDS[key]) if plain is None and key in ADDED_LATER_KEYS else plain
-
-        return [
-            key
-            for key in INPUT_KEYS
-            if value(olds, key) != value(news, key) and (key in RESTART_KEYS or _known(_plain(news.get(key))))
-        ]
+        # An input a state written before it existed lacks is what that state meant, not a change.
+        old, new = _plain_bag(olds), {key: _plain(news.get(key)) for key in INPUTS}
+        return [key for key, spec in INPUTS.items() if old[key] != new[key] and (spec.restarts or _known(new[key]))]
 
     @staticmethod
     def restarts(olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:
         """Whether the declared data plane changed (its fingerprint, which ignores the exclusions while the CNI
         is off)."""
 
-        def fingerprint(props: Mapping[str, Any]) -> str:
-            return request_fingerprint(RestartRequest.from_inputs({key: _plain(props.get(key)) for key in INPUT_KEYS}))
+        def declared(props: Mapping[str, Any]) -> str:
+            return fingerprint(DeclaredDataPlane.from_inputs(_plain_bag(props)))
 
-        return fingerprint(olds) != fingerprint(news)
+        return declared(olds) != declared(news)
 
     def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
         # The first install on a running cluster is the article's case: restart what needs it.
@@ -191,14 +153,14 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
 
     @staticmethod
     def _inputs_out(props: Mapping[str, Any]) -> dict[str, Any]:
-        outs = {key: _plain(props.get(key)) for key in INPUT_KEYS}
+        outs = _plain_bag(props)
         outs["kubeconfig"] = rpc.wrap_rpc_secret(outs["kubeconfig"])
         return outs
 
     def _restart(self, props: Mapping[str, Any]) -> dict[str, Any]:
         from restart import run  # heavy: only where the cluster is needed
 
-        request = RestartRequest.from_inputs({key: _plain(props.get(key)) for key in INPUT_KEYS})
+        request = RestartRequest.from_inputs(_plain_bag(props))
         try:
             outcome = run.run_restart(request, _progress)
         except RestartError as exc:
@@ -250,6 +212,7 @@ class SidecarRestart(pulumi.dynamic.Resource, module="restart", name="SidecarRes
     kubeconfig: pulumi.Output[str]
     maxConcurrent: pulumi.Output[int]  # noqa: N815
     waitForRollout: pulumi.Output[bool]  # noqa: N815
+    slowStart: pulumi.Output[bool]  # noqa: N815
     timeoutSeconds: pulumi.Output[int]  # noqa: N815
     restarted: pulumi.Output[list[str]]
     restartReasons: pulumi.Output[dict[str, list[str]]]  # noqa: N815
@@ -260,7 +223,7 @@ class SidecarRestart(pulumi.dynamic.Resource, module="restart", name="SidecarRes
 
     def __init__(self, name: str, args: SidecarRestartArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         props: dict[str, Any] = {
-            **RestartRequest.declared(args.istio, args.options, args.mesh).inputs(),
+            **RestartRequest.of_settings(args.istio, args.options, args.mesh).inputs(),
             "kubeconfig": pulumi.Output.secret(args.kubeconfig),
             **dict.fromkeys(OUTPUT_KEYS),
         }

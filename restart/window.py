@@ -1,21 +1,26 @@
-"""The rollout window: restart the planned workloads so that at most `max_concurrent` roll out at once.
+"""The rollout window, the restart's only executor: it restarts the planned workloads through a window of slots.
 
-With `waitForRollout`, `maxConcurrent` bounds the workloads whose rollout is in progress, not the requests: the
-next restart starts when a rollout has finished and its new pods were checked against the declared data plane.
-The first rollout that fails (the controller gave up, its deadline of `timeoutSeconds` passed, or its new pods run
-something else than declared) stops new restarts, so a bad change reaches at most `max_concurrent` workloads,
-and the failure names them.
+A restart takes a slot when its PATCH is sent. With `waitForRollout` the slot frees when the workload has rolled
+out and its new pods were checked against the declared data plane; without, when the PATCH returns. The first
+failure (a PATCH refused, a controller that gave up, a rollout past `timeoutSeconds`, new pods that run something
+else than declared) stops new restarts; the PATCHes in flight finish, so the failure names every workload
+restarted.
 
-Requests: one PATCH per restarted workload; one watch per restarted kind, from the planning list's
-resourceVersion (renewed every `watch_window` seconds; a 410 relists that kind); and one pod list per finished
-rollout, of that workload's pods alone (namespace and label selector).
+Slow start (`slowStart`, the default): the window opens with one slot, and each success opens one more, up to
+`maxConcurrent`. A bad change thus stops at the first workload it reaches, while a healthy one doubles its width
+every round (1, 2, 4, 8, then `maxConcurrent`), as TCP's slow start does: it pays about log2(`maxConcurrent`)
+rounds once, not a round per workload.
+
+Requests: one PATCH per restarted workload; with `waitForRollout`, one watch per restarted kind, from the
+planning list's resourceVersion (renewed every `watch_window` seconds; a 410 relists that kind), and one pod list
+per finished rollout, of that workload's pods alone (namespace and label selector).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +29,10 @@ import urllib3
 
 from restart.kube import KINDS, Cluster, GoneError, Kind, Listing, RetryPolicy, WatchHandle
 from restart.objects import WorkloadRef, ref_of, selector_query, slim_workload
-from restart.plan import mismatched_pods, name_list
+from restart.plan import RestartPlan, mismatched_pods, name_list
 from restart.request import RestartError, RestartRequest
 from restart.rollout import rollout_complete, rollout_failure
+from settings.data_plane import DeclaredDataPlane
 
 Progress = Callable[[str], None]
 Verify = Callable[[WorkloadRef, Mapping[str, Any]], str | None]
@@ -52,6 +58,10 @@ class Tracker:
     """
 
     targets: frozenset[WorkloadRef]
+    sent: set[WorkloadRef] = field(default_factory=set)
+    """PATCHes sent whose answer the window has not taken yet."""
+    answers: list[tuple[WorkloadRef, Mapping[str, Any] | BaseException | None]] = field(default_factory=list)
+    """PATCH answers: the patched workload, None (it was deleted first), or what the PATCH raised."""
     rolling: dict[WorkloadRef, _Rollout] = field(default_factory=dict)
     finished: list[tuple[WorkloadRef, Mapping[str, Any] | None]] = field(default_factory=list)
     """Rollouts done (or workloads deleted: None) and not yet checked by the window."""
@@ -64,15 +74,37 @@ class Tracker:
         with self.changed:
             self.rolling[ref] = _Rollout(generation, started)
             # A watch event may already have brought a newer object, or an older one (even a deletion before
-            # the workload was recreated and patched): keep whichever has the newer generation.
-            if seen is not None and _generation(seen) >= _generation(self.latest.get(ref)):
+            # the workload was recreated and patched): keep whichever has the newer generation. At the same one the
+            # event is the newer: `seen` is the PATCH's answer or a listing, and the watch runs on after either.
+            if seen is not None and _generation(seen) > _generation(self.latest.get(ref)):
                 self.latest[ref] = seen
             self._settle(ref)
 
     def in_window(self) -> int:
-        """Workloads rolling out, or rolled out and not yet checked: each still counts against the window."""
+        """Workloads being patched, rolling out, or rolled out and not yet checked: each takes a slot."""
         with self.changed:
-            return len(self.rolling) + len(self.finished)
+            return len(self.sent) + len(self.rolling) + len(self.finished)
+
+    def send(self, ref: WorkloadRef) -> None:
+        with self.changed:
+            self.sent.add(ref)
+
+    def answer(self, ref: WorkloadRef, answer: Mapping[str, Any] | BaseException | None) -> None:
+        with self.changed:
+            self.answers.append((ref, answer))
+            self.changed.notify_all()
+
+    def await_answers(self) -> None:
+        """Until every PATCH sent has answered (each is bounded by its request timeout and retries)."""
+        with self.changed:
+            while self.sent - {ref for ref, _ in self.answers}:
+                self.changed.wait(0.5)
+
+    def take_answers(self) -> list[tuple[WorkloadRef, Mapping[str, Any] | BaseException | None]]:
+        with self.changed:
+            taken, self.answers = self.answers, []
+            self.sent.difference_update(ref for ref, _ in taken)
+            return taken
 
     def observe(self, ref: WorkloadRef, obj: Mapping[str, Any] | None) -> None:
         if ref not in self.targets:
@@ -106,7 +138,7 @@ class Tracker:
 
     def idle(self) -> bool:
         with self.changed:
-            return not self.rolling and not self.finished
+            return not self.sent and not self.answers and not self.rolling and not self.finished
 
     def take_finished(self) -> list[tuple[WorkloadRef, Mapping[str, Any] | None]]:
         with self.changed:
@@ -119,7 +151,7 @@ class Tracker:
 
     def wait(self, seconds: float) -> None:
         with self.changed:
-            if not self.finished and self.failure is None:
+            if not self.finished and not self.answers and self.failure is None:
                 self.changed.wait(seconds)
 
 
@@ -173,50 +205,50 @@ def watch_kind(
 @dataclass(frozen=True)
 class WindowResult:
     restarted: tuple[WorkloadRef, ...]
-    """Patched by this run, in the order they were started."""
+    """Patched by this run, in the order their PATCHes returned."""
     deleted: tuple[WorkloadRef, ...]
     """Gone before their PATCH."""
 
 
 class Window:
-    (
-        """Restarts `targets` in order, at most `width` rolling out at once; awaits `awaited` (restarted earlier) too.
-
-    An awaited workload is awaited at the generation it has in the listing: the one its earlier restart produced.
-    """
-        ""
-    )
+    """Restarts a plan's workloads in its order through the window; with `wait_for_rollout`, also awaits the ones an
+    earlier run restarted for this same data plane (at the generation they have in the listing: the one that
+    earlier restart produced)."""
 
     def __init__(
-        self,
-        cluster: Cluster,
-        *,
-        width: int,
-        timeout_seconds: int,
-        retry: RetryPolicy,
-        progress: Progress,
-        verify: Verify,
+        self, cluster: Cluster, request: RestartRequest, *, retry: RetryPolicy, progress: Progress, verify: Verify
     ) -> None:
-        self._cluster, self._width, self._timeout = cluster, max(1, width), timeout_seconds
-        self._retry, self._progress, self._verify = retry, progress, verify
+        self._cluster, self._retry, self._progress, self._verify = cluster, retry, progress, verify
+        self._widest = max(1, request.max_concurrent)
+        self._slow_start, self._wait = request.slow_start, request.wait_for_rollout
+        self._timeout = request.timeout_seconds
 
-    def run(
-        self,
-        targets: tuple[WorkloadRef, ...],
-        awaited: tuple[WorkloadRef, ...],
-        listings: Mapping[str, Listing],
-        body: dict[str, Any],
-        reasons: Mapping[WorkloadRef, Iterable[str]],
-    ) -> WindowResult:
-        every = frozenset((*targets, *awaited))
-        tracker = Tracker(every)
-        kinds = sorted({ref.kind for ref in every})
+    def width(self, successes: int) -> int:
+        """The slots open after `successes` successful restarts."""
+        return min(self._widest, 1 + successes) if self._slow_start else self._widest
+
+    def run(self, plan: RestartPlan, listings: Mapping[str, Listing], body: dict[str, Any]) -> WindowResult:
+        awaited = plan.recheck if self._wait else ()
+        tracker = Tracker(frozenset((*plan.restart, *awaited)))
+        kinds = sorted({ref.kind for ref in tracker.targets}) if self._wait else []
         stop, handles = threading.Event(), [WatchHandle() for _ in kinds]
-        with ThreadPoolExecutor(max_workers=max(1, len(kinds)), thread_name_prefix="rollout") as pool:
+        with (
+            ThreadPoolExecutor(max_workers=max(1, len(kinds)), thread_name_prefix="rollout") as watchers,
+            ThreadPoolExecutor(max_workers=self._widest, thread_name_prefix="restart") as patches,
+        ):
             for kind, handle in zip(kinds, handles, strict=True):
-                pool.submit(watch_kind, self._cluster, KINDS[kind], listings[kind], tracker, self._retry, stop, handle)
+                watchers.submit(
+                    watch_kind, self._cluster, KINDS[kind], listings[kind], tracker, self._retry, stop, handle
+                )
+
+            def patch(ref: WorkloadRef) -> None:
+                try:
+                    tracker.answer(ref, self._cluster.patch(ref, body))
+                except BaseException as exc:
+                    tracker.answer(ref, exc)
+
             try:
-                return self._slide(tracker, targets, awaited, listings, body, reasons)
+                return self._slide(tracker, plan, awaited, listings, lambda ref: patches.submit(patch, ref))
             finally:
                 stop.set()
                 for handle in handles:
@@ -225,68 +257,77 @@ class Window:
     def _slide(
         self,
         tracker: Tracker,
-        targets: tuple[WorkloadRef, ...],
+        plan: RestartPlan,
         awaited: tuple[WorkloadRef, ...],
         listings: Mapping[str, Listing],
-        body: dict[str, Any],
-        reasons: Mapping[WorkloadRef, Iterable[str]],
+        send: Callable[[WorkloadRef], object],
     ) -> WindowResult:
-        listed = {
-            ref_of(kind, obj): obj for kind in {ref.kind for ref in tracker.targets} for obj in listings[kind].items
-        }
+        listed = {ref_of(kind, obj): obj for kind in {ref.kind for ref in awaited} for obj in listings[kind].items}
         # Restarted by an earlier run for this same data plane: awaited first, never patched again.
         for ref in sorted(awaited):
             tracker.start(ref, _generation(listed.get(ref)), time.monotonic(), listed.get(ref))
-        queue = list(targets)
+        queue = list(plan.restart)
         restarted: list[WorkloadRef] = []
         deleted: list[WorkloadRef] = []
         left_mismatched: dict[WorkloadRef, str] = {}
-        total, done = len(targets) + len(awaited), 0
+        successes, rolled, total = 0, 0, len(plan.restart) + len(awaited)
+
+        def take_answers() -> None:
+            nonlocal successes
+            for ref, answer in tracker.take_answers():
+                if isinstance(answer, BaseException):
+                    # Only our own messages are quoted: another exception's text may carry a credential.
+                    why = str(answer) if isinstance(answer, RestartError) else f"an unexpected {type(answer).__name__}"
+                    tracker.fail(why)
+                elif answer is None:
+                    deleted.append(ref)
+                else:
+                    restarted.append(ref)
+                    # One line per workload: if the run fails later, the log still names everything it restarted.
+                    why = ", ".join(plan.reasons.get(ref, ()))
+                    self._progress(f"restarted {ref} for {why} ({len(restarted)} of {len(plan.restart)})")
+                    if self._wait:
+                        tracker.start(ref, _generation(answer), time.monotonic(), slim_workload(answer))
+                    else:
+                        successes += 1
+
         while True:
+            take_answers()
             for ref, obj in tracker.take_finished():
-                done += 1
+                rolled += 1
                 problem = self._checked(ref, obj)
                 if problem is None:
-                    self._progress(f"rolled out {ref} ({done} of {total})")
+                    successes += 1
+                    self._progress(f"rolled out {ref} ({rolled} of {total})")
                 elif ref in awaited:
                     # Known from an earlier run already: reported at the end, it stops no other restart.
                     left_mismatched[ref] = problem
                 else:
                     tracker.fail(problem)
-            if tracker.failure is not None:
-                raise self._stopped(tracker, tracker.failure, restarted)
             overdue = tracker.overdue(time.monotonic(), self._timeout)
             if overdue:
-                raise self._stopped(
-                    tracker,
-                    f"{len(overdue)} of {total} rollouts did not finish within {self._timeout} s: {name_list(overdue)}",
-                    restarted,
+                tracker.fail(
+                    f"{len(overdue)} of {total} rollouts did not finish within {self._timeout} s: {name_list(overdue)}"
                 )
-            while queue and tracker.failure is None and tracker.in_window() < self._width:
+            if tracker.failure is not None:
+                # The PATCHes in flight finish first, so that the failure names every workload restarted.
+                tracker.await_answers()
+                take_answers()
+                raise self._stopped(tracker, len(plan.restart), restarted)
+            while queue and tracker.in_window() < self.width(successes):
                 ref = queue.pop(0)
-                try:
-                    patched = self._cluster.patch(ref, body)
-                except RestartError as exc:
-                    raise self._stopped(tracker, str(exc), restarted) from None
-                if patched is None:
-                    deleted.append(ref)
-                    total -= 1
-                    continue
-                restarted.append(ref)
-                tracker.start(ref, _generation(patched), time.monotonic(), slim_workload(patched))
-                # One line per workload: if the run fails later, the log still names everything it restarted.
-                why = ", ".join(reasons.get(ref, ()))
-                self._progress(f"restarted {ref} for {why} ({len(restarted)} of {len(targets)})")
+                tracker.send(ref)
+                send(ref)
             if not queue and tracker.idle():
                 break
             tracker.wait(1.0)
         if left_mismatched:
-            done_names = tuple(str(ref) for ref in sorted(restarted))
-            first = f"restarted {len(done_names)} workloads ({name_list(done_names)}); " if done_names else ""
+            done = tuple(str(ref) for ref in restarted)
+            first = f"restarted {len(done)} workloads ({name_list(done)}); " if done else ""
             raise RestartError(
                 f"{first}{len(left_mismatched)} workloads restarted by an earlier run for this change still run "
                 f"other pods than declared: {'; '.join(left_mismatched[ref] for ref in sorted(left_mismatched))}",
-                done_names,
+                done,
             )
         return WindowResult(tuple(restarted), tuple(deleted))
 
@@ -301,33 +342,25 @@ class Window:
         except Exception as exc:
             return f"the check of {ref}'s new pods failed unexpectedly ({type(exc).__name__})"
 
-    def _stopped(self, tracker: Tracker, reason: str, restarted: list[WorkloadRef]) -> RestartError:
+    def _stopped(self, tracker: Tracker, planned: int, restarted: list[WorkloadRef]) -> RestartError:
         rolling = sorted(tracker.rolling)
-        done = tuple(str(ref) for ref in sorted(restarted))
-        first = f"restarted {len(done)} workloads ({name_list(done)})" if done else "restarted nothing"
+        done = tuple(str(ref) for ref in restarted)
+        first = f"restarted {len(done)} of {planned} workloads" + (f" ({name_list(done)})" if done else "")
         still = f"; still rolling out: {name_list(rolling)}" if rolling else ""
+        then = " and waits for these" if self._wait and done else ""
         return RestartError(
-            f"{first}, then: {reason}. No further restart was started{still}. The restarts are recorded on the "
-            "workloads: a re-run restarts only the others and waits for these",
+            f"{first}, then: {tracker.failure}. No further restart was started{still}. The restarts are recorded on "
+            f"the workloads: a re-run restarts only the others{then}",
             done,
         )
 
 
-def pod_check(cluster: Cluster, request: RestartRequest, replicasets: Listing) -> Verify:
+def pod_check(cluster: Cluster, data_plane: DeclaredDataPlane, replicasets: Listing) -> Verify:
     """A Verify that lists the finished workload's pods (its namespace and selector) and compares them."""
 
     def verify(ref: WorkloadRef, obj: Mapping[str, Any]) -> str | None:
         pods = cluster.list_all(KINDS["Pod"], namespace=ref.namespace, label_selector=selector_query(obj)).items
-        planes = request.planes()
-        left = mismatched_pods(
-            pods=pods,
-            replicasets=replicasets.items,
-            owners=[ref],
-            cni_enabled=request.cni_enabled,
-            proxy_image=request.proxy_image,
-            canary=planes.canary,
-            canary_namespaces=planes.canary_namespaces,
-        )
+        left = mismatched_pods(data_plane, pods=pods, replicasets=replicasets.items, owners=[ref])
         if not left:
             return None
         names = name_list(left[ref], limit=3)

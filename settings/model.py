@@ -261,6 +261,8 @@ class RestartSettings:
     restart requests in flight."""
     wait_for_rollout: bool = True
     """Wait until every restarted workload has rolled out, and check its new pods, before `pulumi up` finishes."""
+    slow_start: bool = True
+    """Start with one workload in flight and open one more slot per success, up to `max_concurrent`."""
     timeout_seconds: int = 600
     """How long each workload's rollout may take, in seconds."""
 

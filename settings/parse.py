@@ -324,6 +324,7 @@ def parse_restart(raw: Any) -> RestartSettings:
         return RestartSettings(
             max_concurrent=section.integer("maxConcurrent", defaults.max_concurrent, 1, 100),
             wait_for_rollout=section.boolean("waitForRollout", defaults.wait_for_rollout),
+            slow_start=section.boolean("slowStart", defaults.slow_start),
             timeout_seconds=section.integer("timeoutSeconds", defaults.timeout_seconds, 1, 21600),
         )
 

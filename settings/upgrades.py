@@ -8,56 +8,46 @@ may skip one minor; the data plane runs at most one minor behind its control pla
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from settings.data_plane import DeclaredDataPlane
 from settings.rules import config_key
 from settings.versions import istio_release, minors_apart
 
 
-@dataclass(frozen=True)
-class ControlPlanes:
-    """What a stack declares about its control planes, as the guard records it."""
-
-    version: str
-    """The default control plane's release (`istio.version`)."""
-    canary_version: str = ""
-    """The canary's release ("" without a canary)."""
-    canary_namespaces: tuple[str, ...] = ()
-    mesh_namespaces: tuple[str, ...] = ()
-    allow_downgrade_from: str = ""
-    """`istio.allowDowngradeFrom`: the deployed version an in-place downgrade is acknowledged from."""
-
-
-def upgrade_refusal(deployed: ControlPlanes, declared: ControlPlanes) -> str | None:
-    """Why moving from `deployed` to `declared` is refused, or None when Istio supports the move."""
-    if deployed.canary_version and declared.canary_version and deployed.canary_version != declared.canary_version:
+def upgrade_refusal(deployed: DeclaredDataPlane, declared: DeclaredDataPlane) -> str | None:
+    """Why moving from `deployed` to `declared` is refused, or None when Istio supports the move (or nothing was
+    deployed: the first `up`, or a state that recorded no version)."""
+    running = deployed.canary.version if deployed.canary else ""
+    wanted = declared.canary.version if declared.canary else ""
+    if running and wanted and running != wanted:
         return (
-            f"{config_key('istio.canary.version')}: the canary runs {deployed.canary_version}; it cannot become "
-            f"{declared.canary_version} in one step, since two releases cannot own the `canary` tag's webhook at "
+            f"{config_key('istio.canary.version')}: the canary runs {running}; it cannot become "
+            f"{wanted} in one step, since two releases cannot own the `canary` tag's webhook at "
             "once: promote it or remove it (roll back) first, then declare the new canary"
         )
-    if deployed.version == declared.version:
+    old, new = deployed.default.version, declared.default.version
+    if not old or old == new:
         return None
-    if deployed.canary_version == declared.version and not declared.canary_version:
+    if running == new and not wanted:
         return _promotion_refusal(deployed, declared)
-    return in_place_refusal(deployed.version, declared.version, declared.allow_downgrade_from)
+    return in_place_refusal(old, new, declared.allow_downgrade_from)
 
 
-def _promotion_refusal(deployed: ControlPlanes, declared: ControlPlanes) -> str | None:
+def _promotion_refusal(deployed: DeclaredDataPlane, declared: DeclaredDataPlane) -> str | None:
     """A promotion upgrades the default control plane in place to the canary's release, then re-injects.
 
     Until their restart, the pods still on the default run a proxy as old as before against the new istiod:
     supported one minor apart, so a canary two minors above is promoted once every mesh namespace is on it.
     """
-    old, new = istio_release(deployed.version), istio_release(declared.version)
+    old, new = istio_release(deployed.default.version), istio_release(declared.default.version)
     if old is None or new is None or minors_apart(old, new) <= 1:
         return None
     left = sorted(set(deployed.mesh_namespaces) - set(deployed.canary_namespaces))
     if not left:
         return None
     return (
-        f"{config_key('istio.version')}: promoting the canary {declared.version} over {deployed.version} skips a "
-        f"minor release, and the namespaces {', '.join(left)} still run {deployed.version} proxies, which Istio "
+        f"{config_key('istio.version')}: promoting the canary {declared.default.version} over "
+        f"{deployed.default.version} skips a minor release, and the namespaces {', '.join(left)} still run "
+        f"{deployed.default.version} proxies, which Istio "
         "supports at most one minor behind istiod: add them to istio.canary.namespaces first, then promote"
     )
 

@@ -8,7 +8,8 @@ from typing import Any
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime.proto import provider_pb2
 
-from components.upgrade_guard import UpgradeGuardProvider, declared_planes
+from components.upgrade_guard import UpgradeGuardProvider
+from settings.data_plane import GUARD_KEYS, DeclaredDataPlane
 from settings.model import CanarySettings, IstioSettings, MeshSettings
 from tests.support.provider_host import TIMEOUT, Host, as_dict, check, diff, struct
 
@@ -17,15 +18,8 @@ MESH = MeshSettings(("payments", "shop"))
 
 
 def props(version: str, canary: CanarySettings | None = None, **changes: Any) -> dict[str, Any]:
-    planes = declared_planes(IstioSettings(version=version, canary=canary, **changes), MESH)
-    return {
-        "version": planes.version,
-        "canaryVersion": planes.canary_version,
-        "canaryNamespaces": list(planes.canary_namespaces),
-        "meshNamespaces": list(planes.mesh_namespaces),
-        "allowDowngradeFrom": planes.allow_downgrade_from,
-        "__provider": GUARD,
-    }
+    declared = DeclaredDataPlane.declared(IstioSettings(version=version, canary=canary, **changes), MESH).inputs()
+    return {**{key: declared[key] for key in GUARD_KEYS}, "__provider": GUARD}
 
 
 def failures(host: Host, olds: dict[str, Any], news: dict[str, Any]) -> list[tuple[str, str]]:

@@ -17,6 +17,7 @@ from localkube.workloads import pods, read
 from restart.kube import RetryPolicy
 from restart.request import RestartRequest
 from restart.run import RestartOutcome, run_restart
+from settings.data_plane import ControlPlane, DeclaredDataPlane
 from tests.support.provider_host import inputs
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=3.0, request_timeout=10.0, watch_window=2.0)
@@ -98,14 +99,11 @@ def run_via_proxy(
     cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy, user: str = "admin", **overrides: Any
 ) -> RestartOutcome:
     """One restart run through `proxy`, confined to this test's namespaces (`page_size` and request fields)."""
-    values: dict[str, Any] = {
-        "kubeconfig": proxy.kubeconfig(overrides.pop("kubeconfig", None) or cluster.kubeconfig(user)),
-        "cni_enabled": True,
-        "exclude_namespaces": tuple(others(cluster, namespaces)),
-        "max_concurrent": 4,
-        "wait_for_rollout": False,
-        "timeout_seconds": 60,
-    }
+    kubeconfig = proxy.kubeconfig(overrides.pop("kubeconfig", None) or cluster.kubeconfig(user))
     page_size = overrides.pop("page_size", 500)
-    values.update(overrides)
-    return run_restart(RestartRequest(**values), lambda _message: None, retry=FAST, page_size=page_size)
+    data_plane = DeclaredDataPlane(
+        default=ControlPlane(DEFAULT_REVISION, "", ""), exclude_namespaces=frozenset(others(cluster, namespaces))
+    )
+    options: dict[str, Any] = {"max_concurrent": 4, "wait_for_rollout": False, "timeout_seconds": 60, **overrides}
+    request = RestartRequest(kubeconfig=kubeconfig, data_plane=data_plane, **options)
+    return run_restart(request, lambda _message: None, retry=FAST, page_size=page_size)

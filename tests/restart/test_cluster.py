@@ -20,7 +20,7 @@ from localkube.rbac import grant
 from localkube.waiting import rollout_complete, wait_for
 from localkube.workloads import create, daemonset, deployment, job, pod, read, replicaset, statefulset
 from restart.objects import FINGERPRINT_ANNOTATION, RESTARTED_AT_ANNOTATION
-from restart.plan import cni_fingerprint
+from restart.plan import fingerprint
 from tests.restart.cluster_helpers import (
     INJECTION,
     all_redirected_by,
@@ -239,9 +239,7 @@ def test_thousands_of_pods_are_listed_through_real_continue_tokens(cluster: Clus
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(lambda index: create(cluster.api, crowd, pending_pod(f"p-{index:04d}")), range(count)))
     inject_for_cni(cluster, True)
-    request = RestartRequest(
-        kubeconfig=cluster.kubeconfig(), cni_enabled=True, exclude_namespaces=tuple(others(cluster, namespaces))
-    )
+    request = RestartRequest.from_inputs(restart_inputs(cluster, namespaces))
     outcome = run_restart(request, lambda _message: None, page_size=100)
     assert len(outcome.manual_restart["barePod"]) == count
-    assert outcome.fingerprint == cni_fingerprint(True, request.exclude_namespaces)
+    assert outcome.fingerprint == fingerprint(request.data_plane)

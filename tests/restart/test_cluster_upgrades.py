@@ -24,6 +24,7 @@ from localkube.waiting import wait_for
 from localkube.workloads import create, daemonset, deployment, pod, pods, statefulset
 from restart.request import RestartError, RestartRequest
 from restart.run import run_restart
+from settings.data_plane import ControlPlane, DeclaredDataPlane
 from tests.restart.cluster_helpers import FAST, INJECTION, generations, others, restart_inputs, rolled_out
 from tests.support.provider_host import Host, as_dict, checked, diff, engine_view, update
 from tests.support.provider_host import create as host_create
@@ -56,17 +57,19 @@ class Mesh:
         self.state = update(self.host, engine_view(self.state), news)
         return self.state
 
-    def request(self, **fields: Any) -> RestartRequest:
+    def request(
+        self, *, cni_enabled: bool = True, canary_namespaces: tuple[str, ...] = (), **options: Any
+    ) -> RestartRequest:
         """A run on this mesh with a canary, called directly (not through the provider host)."""
-        values: dict[str, Any] = {
-            "kubeconfig": self.cluster.kubeconfig(),
-            "exclude_namespaces": tuple(others(self.cluster, self.namespaces)),
-            "proxy_image": OLD_PROXY,
-            "canary_revision": CANARY,
-            "canary_proxy_image": NEW_PROXY,
-            "timeout_seconds": 120,
-        }
-        return RestartRequest(**{**values, **fields})
+        data_plane = DeclaredDataPlane(
+            default=ControlPlane(DEFAULT_REVISION, "", OLD_PROXY),
+            canary=ControlPlane(CANARY, "", NEW_PROXY),
+            canary_namespaces=frozenset(canary_namespaces),
+            cni_enabled=cni_enabled,
+            exclude_namespaces=frozenset(others(self.cluster, self.namespaces)),
+        )
+        values: dict[str, Any] = {"timeout_seconds": 120, **options}
+        return RestartRequest(kubeconfig=self.cluster.kubeconfig(), data_plane=data_plane, **values)
 
     def move(self, suffix: str, labels: dict[str, str | None]) -> None:
         self.namespaces.label(suffix, labels)

@@ -29,7 +29,8 @@ from localkube.namespaces import Namespaces
 from localkube.rbac import grant
 from localkube.workloads import create as create_workloads
 from localkube.workloads import deployment, pods
-from restart.plan import cni_fingerprint
+from restart.plan import fingerprint
+from settings.data_plane import ControlPlane, DeclaredDataPlane
 from tests.restart.cluster_helpers import (
     INJECTION,
     all_redirected_by,
@@ -55,6 +56,14 @@ from tests.support.provider_host import (
 from tests.support.provider_host import inputs as host_inputs
 
 PATCHES = r"/deployments/[^/]+$"
+
+
+def declared_fingerprint(cni_enabled: bool, excluded: list[str]) -> str:
+    """The fingerprint of a CNI setting with no proxy image compared (what these tests declare)."""
+    default = ControlPlane("default", "", "")
+    return fingerprint(DeclaredDataPlane(default, cni_enabled=cni_enabled, exclude_namespaces=frozenset(excluded)))
+
+
 CART, WEB = ("Deployment", "cart"), ("Deployment", "web")
 
 
@@ -194,7 +203,7 @@ def test_create_then_update_through_the_host(host: Host, shop: Shop) -> None:
     # The rest is what other tests left in the namespaces this one excludes, and only that.
     assert set(skipped) <= {"excludedNamespace"}, skipped
     assert not any(f"/{namespace}/" in ref for entry in skipped.values() for ref in entry["workloads"]), skipped
-    assert outs["fingerprint"] == cni_fingerprint(True, shop.excluded)
+    assert outs["fingerprint"] == declared_fingerprint(True, shop.excluded)
     assert outs["restartedAt"].endswith("Z")
     assert outs["kubeconfig"] == {**SECRET_SIG, "value": shop.kubeconfig()}
     assert clear_text_places(outs, shop.token()) == []
@@ -226,7 +235,7 @@ def test_create_then_update_through_the_host(host: Host, shop: Shop) -> None:
     after_switch = update(host, engine_view(after_rotation), switched)
     # `cart` too: its pods were re-injected for the CNI on create.
     assert after_switch["restarted"] == [shop.ref(CART), shop.ref(WEB)]
-    assert after_switch["fingerprint"] == cni_fingerprint(False, shop.excluded)
+    assert after_switch["fingerprint"] == declared_fingerprint(False, shop.excluded)
     assert clear_text_places(after_switch, shop.token()) == []
     assert proxy.count("PATCH") == proxy.count("PATCH", PATCHES, reached_server=True) == 3
     assert generations(cluster, namespace, [CART, WEB]) == {CART: before[CART] + 2, WEB: before[WEB] + 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -24,7 +25,7 @@ from restart.objects import (
 from restart.plan import (
     ManualReason,
     SkipReason,
-    cni_fingerprint,
+    fingerprint,
     group_by_reason,
     mismatched_pods,
     name_list,
@@ -33,8 +34,8 @@ from restart.plan import (
     rfc3339,
     summarize,
 )
-from restart.request import DataPlane, DeclaredPlanes
 from restart.rollout import rollout_complete, rollout_failure
+from settings.data_plane import ControlPlane, DeclaredDataPlane
 from tests.support.kube_emulator import pod_template_spec
 
 EXCLUDED = ("istio-system", "kube-system", "kube-node-lease", "kube-public")
@@ -90,6 +91,26 @@ def deployment_pods(namespace: str, name: str, **shape: Any) -> tuple[dict[str, 
     )
 
 
+def declared(
+    *,
+    cni: bool = True,
+    excluded: tuple[str, ...] | list[str] = EXCLUDED,
+    proxy: str = "",
+    canary: ControlPlane | None = None,
+    on_canary: tuple[str, ...] = (),
+    mesh: tuple[str, ...] = (),
+) -> DeclaredDataPlane:
+    """A declared data plane; the default plane's image "" is not compared (as a state from before images)."""
+    return DeclaredDataPlane(
+        default=ControlPlane("default", "", proxy),
+        canary=canary,
+        canary_namespaces=frozenset(on_canary if canary else ()),
+        mesh_namespaces=frozenset(mesh),
+        cni_enabled=cni,
+        exclude_namespaces=frozenset(excluded),
+    )
+
+
 def plan(
     pods: list[dict[str, Any]],
     replicasets: list[dict[str, Any]] = (),  # type: ignore[assignment]
@@ -98,9 +119,7 @@ def plan(
     cni: bool = True,
     excluded: tuple[str, ...] = EXCLUDED,
 ) -> Any:
-    return plan_restart(
-        pods=pods, replicasets=replicasets, workloads=workloads, cni_enabled=cni, exclude_namespaces=excluded
-    )
+    return plan_restart(declared(cni=cni, excluded=excluded), pods=pods, replicasets=replicasets, workloads=workloads)
 
 
 # -- reading pods ------------------------------------------------------------------------------------
@@ -233,8 +252,8 @@ def test_statefulsets_and_daemonsets_are_restarted_and_on_delete_or_partitioned_
 def test_every_skip_reason() -> None:
     excluded = deployment_pods("kube-system", "coredns")
     paused = deployment_pods("shop", "held", workload={"paused": True})
-    fingerprint = cni_fingerprint(True, EXCLUDED)
-    done = deployment_pods("shop", "done", workload={"annotations": {FINGERPRINT_ANNOTATION: fingerprint}})
+    done_fingerprint = fingerprint(declared())
+    done = deployment_pods("shop", "done", workload={"annotations": {FINGERPRINT_ANNOTATION: done_fingerprint}})
     other = deployment_pods("shop", "other", workload={"annotations": {FINGERPRINT_ANNOTATION: "an-older-one"}})
     plain = deployment_pods("shop", "plain", sidecar=False)
     gateway = deployment_pods("shop", "gateway", redirect=None)
@@ -304,13 +323,15 @@ def test_excluded_namespaces_are_skipped_whichever_the_direction() -> None:
 
 
 def test_fingerprint_is_stable_and_ignores_order_and_repetition() -> None:
-    base = cni_fingerprint(True, ["kube-system", "istio-system"])
-    assert base == cni_fingerprint(True, ["istio-system", "kube-system", "istio-system"])
-    assert base != cni_fingerprint(False, ["kube-system", "istio-system"])
-    assert base != cni_fingerprint(True, ["kube-system"])
-    assert len(base) == 16 and base == cni_fingerprint(True, ("istio-system", "kube-system"))
+    base = fingerprint(declared(excluded=["kube-system", "istio-system"]))
+    assert base == fingerprint(declared(excluded=["istio-system", "kube-system", "istio-system"]))
+    assert base != fingerprint(declared(cni=False, excluded=["kube-system", "istio-system"]))
+    assert base != fingerprint(declared(excluded=["kube-system"]))
+    assert len(base) == 16 and base == fingerprint(declared(excluded=("istio-system", "kube-system")))
     # Without the CNI plugin its exclusion list means nothing: one fingerprint for every such setting.
-    assert cni_fingerprint(False, ["kube-system"]) == cni_fingerprint(False, ["legacy", "kube-system"])
+    assert fingerprint(declared(cni=False, excluded=["kube-system"])) == fingerprint(
+        declared(cni=False, excluded=["legacy", "kube-system"])
+    )
 
 
 def test_restart_patch_is_kubectls_plus_the_fingerprint() -> None:
@@ -392,9 +413,7 @@ def test_after_a_rollout_only_running_pods_with_the_old_redirection_count() -> N
         replicaset("shop", "api-1", "api"),
     ]
     web = WorkloadRef("Deployment", "shop", "web")
-    found = mismatched_pods(
-        pods=[new, leaving, pending, good, other], replicasets=sets, owners=[cart, web], cni_enabled=True
-    )
+    found = mismatched_pods(declared(), pods=[new, leaving, pending, good, other], replicasets=sets, owners=[cart, web])
     # The new ReplicaSet was not listed; its pod still counts. `api` was not restarted: not checked.
     assert found == {cart: ["cart-9a-x"]}
 
@@ -462,12 +481,10 @@ def test_an_istio_upgrade_restarts_the_workloads_on_another_proxy_and_says_why()
     new = with_proxy(deployment_pods("shop", "web", redirect="istio-validation"), NEW_PROXY)
     both = with_proxy(deployment_pods("shop", "legacy", redirect="istio-init"), OLD_PROXY)
     plan = plan_restart(
+        declared(proxy=NEW_PROXY),
         pods=[old[2], new[2], both[2]],
         replicasets=[old[1], new[1], both[1]],
         workloads=[("Deployment", old[0]), ("Deployment", new[0]), ("Deployment", both[0])],
-        cni_enabled=True,
-        exclude_namespaces=EXCLUDED,
-        proxy_image=NEW_PROXY,
     )
     cart, legacy, web = (WorkloadRef("Deployment", "shop", name) for name in ("cart", "legacy", "web"))
     assert plan.restart == (cart, legacy)
@@ -475,11 +492,26 @@ def test_an_istio_upgrade_restarts_the_workloads_on_another_proxy_and_says_why()
     assert plan.skipped == {web: SkipReason.ALREADY_MATCHING}
 
 
-def test_without_a_declared_proxy_the_fingerprint_is_the_cni_settings_as_before() -> None:
-    assert cni_fingerprint(True, EXCLUDED, "") == cni_fingerprint(True, EXCLUDED)
-    assert cni_fingerprint(True, EXCLUDED, NEW_PROXY) != cni_fingerprint(True, EXCLUDED, OLD_PROXY)
-    # What earlier versions wrote into the workloads' annotations (computed by them): it must not move.
-    assert cni_fingerprint(True, ["istio-system", "kube-system"]) == "481a3ec1b03cfff5"
+def test_the_fingerprint_is_the_one_earlier_releases_wrote_on_the_workloads() -> None:
+    assert fingerprint(declared(proxy=NEW_PROXY)) != fingerprint(declared(proxy=OLD_PROXY))
+    # What earlier releases wrote into the workloads' annotations (computed by them): it must not move, or every
+    # workload would be restarted once more after an upgrade of this program.
+    assert fingerprint(declared(excluded=["istio-system", "kube-system"])) == "481a3ec1b03cfff5"
+    assert fingerprint(declared(cni=False, excluded=["kube-system"])) == "917e0fa807f793fd"
+    assert fingerprint(declared(excluded=["kube-system"], proxy="docker.io/istio/proxyv2:1.30.3")) == "cf93f722f789a6fe"
+    canary = ControlPlane("1-30-3", "1.30.3", "docker.io/istio/proxyv2:1.30.3")
+    with_canary = declared(
+        excluded=["istio-system", "kube-system"],
+        proxy="docker.io/istio/proxyv2:1.29.6",
+        canary=canary,
+        on_canary=("shop",),
+        mesh=("shop", "payments"),
+    )
+    assert fingerprint(with_canary) == "43e2041bb43380ab"
+    # The versions are not part of it: a state that lacks them fingerprints alike.
+    assert fingerprint(replace(with_canary, default=replace(with_canary.default, version="1.29.6"))) == (
+        "43e2041bb43380ab"
+    )
 
 
 def on_revision(
@@ -491,19 +523,15 @@ def on_revision(
     return objects
 
 
-CANARY = DataPlane("1-30-3", NEW_PROXY)
+CANARY = ControlPlane("1-30-3", "", NEW_PROXY)
 
 
 def canary_plan(*objects: tuple[dict[str, Any], dict[str, Any], dict[str, Any]], on_canary: tuple[str, ...]) -> Any:
     return plan_restart(
+        declared(proxy=OLD_PROXY, canary=CANARY, on_canary=on_canary),
         pods=[o[2] for o in objects],
         replicasets=[o[1] for o in objects],
         workloads=[("Deployment", o[0]) for o in objects],
-        cni_enabled=True,
-        exclude_namespaces=EXCLUDED,
-        proxy_image=OLD_PROXY,
-        canary=CANARY,
-        canary_namespaces=on_canary,
     )
 
 
@@ -541,25 +569,35 @@ def test_the_canarys_namespaces_roll_first_then_namespace_by_namespace() -> None
 
 
 def test_the_fingerprint_covers_the_canary_and_its_namespaces() -> None:
-    without = cni_fingerprint(True, EXCLUDED, OLD_PROXY)
-    planes = DeclaredPlanes(DataPlane("default", OLD_PROXY), CANARY, frozenset({"shop"}))
-    moved = DeclaredPlanes(DataPlane("default", OLD_PROXY), CANARY, frozenset({"shop", "pay"}))
-    assert (
-        len({without, cni_fingerprint(True, EXCLUDED, planes=planes), cni_fingerprint(True, EXCLUDED, planes=moved)})
-        == 3
-    )
-    # No canary: the fingerprint the release before canaries wrote on the workloads.
-    assert cni_fingerprint(True, EXCLUDED, planes=DeclaredPlanes(DataPlane("default", OLD_PROXY))) == without
+    without = fingerprint(declared(proxy=OLD_PROXY))
+    planes = declared(proxy=OLD_PROXY, canary=CANARY, on_canary=("shop",))
+    moved = declared(proxy=OLD_PROXY, canary=CANARY, on_canary=("shop", "pay"))
+    assert len({without, fingerprint(planes), fingerprint(moved)}) == 3
 
 
 def test_mismatched_pods_after_a_rollout_compare_the_namespaces_plane() -> None:
     cart = on_revision(deployment_pods("shop", "cart", redirect="istio-validation"), "default", OLD_PROXY)
     ref = WorkloadRef("Deployment", "shop", "cart")
     left = mismatched_pods(
-        pods=[cart[2]], replicasets=[cart[1]], owners=[ref], cni_enabled=True, proxy_image=OLD_PROXY,
-        canary=CANARY, canary_namespaces=("shop",),
+        declared(proxy=OLD_PROXY, canary=CANARY, on_canary=("shop",)), pods=[cart[2]], replicasets=[cart[1]],
+        owners=[ref],
     )  # fmt: skip
     assert left == {ref: [cart[2]["metadata"]["name"]]}
+
+
+def test_after_a_rollout_outside_the_mesh_the_canary_its_label_picks_is_accepted() -> None:
+    """An app team's namespace labelled `istio.io/rev=canary`, outside `mesh.namespaces`: its new pods run the
+    canary, which is declared; the post-rollout check must not call them mismatched."""
+    web = on_revision(deployment_pods("team", "web", redirect="istio-validation"), "1-30-3", NEW_PROXY)
+    ref = WorkloadRef("Deployment", "team", "web")
+    data_plane = declared(proxy=OLD_PROXY, canary=CANARY, on_canary=("shop",), mesh=("shop", "pay"))
+    assert mismatched_pods(data_plane, pods=[web[2]], replicasets=[web[1]], owners=[ref]) == {}
+    # In a mesh namespace the same pods are on the wrong plane.
+    shop = on_revision(deployment_pods("pay", "web", redirect="istio-validation"), "1-30-3", NEW_PROXY)
+    shop_ref = WorkloadRef("Deployment", "pay", "web")
+    assert mismatched_pods(data_plane, pods=[shop[2]], replicasets=[shop[1]], owners=[shop_ref]) == {
+        shop_ref: [shop[2]["metadata"]["name"]]
+    }
 
 
 @pytest.mark.parametrize(
@@ -596,8 +634,8 @@ def test_pods_left_on_a_removed_control_plane_that_cannot_be_rolled_are_stranded
     bare = pod("shop", "debug", redirect="istio-validation")
     bare["metadata"]["labels"] = {"istio.io/rev": "1-30-3"}
     plan = plan_restart(
-        pods=[rolled[2], bare], replicasets=[rolled[1]], workloads=[("Deployment", rolled[0])],
-        cni_enabled=True, exclude_namespaces=EXCLUDED, proxy_image=NEW_PROXY,
+        declared(proxy=NEW_PROXY), pods=[rolled[2], bare], replicasets=[rolled[1]],
+        workloads=[("Deployment", rolled[0])],
     )  # fmt: skip
     assert plan.restart == (WorkloadRef("Deployment", "shop", "cart"),), "rolled onto the default"
     assert plan.stranded == {WorkloadRef("Pod", "shop", "debug"): ("1-30-3",)}
@@ -607,11 +645,10 @@ def test_outside_the_mesh_namespaces_any_declared_control_plane_is_accepted() ->
     """An app team's own namespace labelled `istio.io/rev=canary` is not moved back by the restart."""
     theirs = on_revision(deployment_pods("team-x", "api", redirect="istio-validation"), "1-30-3", NEW_PROXY)
     ours = on_revision(deployment_pods("shop", "web", redirect="istio-validation"), "1-30-3", NEW_PROXY)
-    planes = DeclaredPlanes(DataPlane("default", OLD_PROXY), CANARY, frozenset(), frozenset({"shop"}))
     plan = plan_restart(
+        declared(proxy=OLD_PROXY, canary=CANARY, mesh=("shop",)),
         pods=[theirs[2], ours[2]], replicasets=[theirs[1], ours[1]],
         workloads=[("Deployment", theirs[0]), ("Deployment", ours[0])],
-        cni_enabled=True, exclude_namespaces=EXCLUDED, planes=planes,
     )  # fmt: skip
     assert plan.skipped == {WorkloadRef("Deployment", "team-x", "api"): SkipReason.ALREADY_MATCHING}
     assert plan.reasons == {WorkloadRef("Deployment", "shop", "web"): ("proxyVersion", "revision")}

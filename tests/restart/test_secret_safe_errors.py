@@ -45,7 +45,7 @@ def test_a_server_url_is_shown_without_userinfo_query_or_fragment(url: str, show
 
 def test_an_unreachable_server_with_credentials_in_its_url_is_named_without_them() -> None:
     url = f"http://admin:{TOKEN}@127.0.0.1:{closed_port()}/?access_token={TOKEN}"
-    request = RestartRequest(kubeconfig=kubeconfig_for(url, TOKEN), cni_enabled=True)
+    request = RestartRequest.from_inputs({"kubeconfig": kubeconfig_for(url, TOKEN), "cniEnabled": True})
     with pytest.raises(RestartError, match=r"API server at http://127.0.0.1:\d+/ is unreachable") as caught:
         run_restart(request, lambda _line: None, retry=FAST)
     assert TOKEN not in str(caught.value)

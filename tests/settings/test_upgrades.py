@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from settings.upgrades import ControlPlanes, upgrade_refusal
+from settings.data_plane import ControlPlane, DeclaredDataPlane
+from settings.upgrades import upgrade_refusal
 
 MESH = ("payments", "shop")
 
 
-def planes(version: str, canary: str = "", on_canary: tuple[str, ...] = (), ack: str = "") -> ControlPlanes:
-    return ControlPlanes(
-        version=version,
-        canary_version=canary,
-        canary_namespaces=on_canary,
-        mesh_namespaces=MESH,
+def planes(version: str, canary: str = "", on_canary: tuple[str, ...] = (), ack: str = "") -> DeclaredDataPlane:
+    return DeclaredDataPlane(
+        default=ControlPlane("default", version, f"docker.io/istio/proxyv2:{version}"),
+        canary=ControlPlane(canary.replace(".", "-"), canary, f"docker.io/istio/proxyv2:{canary}") if canary else None,
+        canary_namespaces=frozenset(on_canary),
+        mesh_namespaces=frozenset(MESH),
         allow_downgrade_from=ack,
     )
 
@@ -48,7 +49,7 @@ def planes(version: str, canary: str = "", on_canary: tuple[str, ...] = (), ack:
     ],
 )
 def test_the_guard_lets_through_exactly_the_moves_istio_supports(
-    deployed: ControlPlanes, declared: ControlPlanes, refused: str | None
+    deployed: DeclaredDataPlane, declared: DeclaredDataPlane, refused: str | None
 ) -> None:
     refusal = upgrade_refusal(deployed, declared)
     assert (refusal is None) if refused is None else (refused in (refusal or "")), refusal
