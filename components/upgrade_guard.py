@@ -2,7 +2,7 @@
 
 A Pulumi dynamic resource with no side effect: its inputs are the declared control planes (versions, the
 canary's namespaces), its `check` compares them with its old state (what the last `pulumi up` deployed) under
-`settings.upgrades`, and every Istio resource of the mesh depends on it. So a refused move fails the preview of
+`settings.istio_releases`, and every Istio resource of the mesh depends on it. So a refused move fails the preview of
 the pull request, and a `pulumi up --skip-preview` stops before the first release changes.
 
 Imports only `pulumi` and the settings: the engine's provider host re-imports this module by reference.
@@ -16,8 +16,8 @@ from typing import Any
 import pulumi
 import pulumi.dynamic
 
+from settings.istio_releases import ControlPlanes, upgrade_refusal
 from settings.model import IstioSettings, MeshSettings
-from settings.upgrades import ControlPlanes, upgrade_refusal
 
 _FIELDS = {
     "version": "version",

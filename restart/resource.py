@@ -33,9 +33,8 @@ from restart.request import (
     RestartRequest,
     as_int,
 )
+from settings.istio_releases import ControlPlanes, istio_release, upgrade_refusal
 from settings.model import IstioSettings, MeshSettings, RestartSettings
-from settings.upgrades import ControlPlanes, upgrade_refusal
-from settings.versions import istio_release
 
 OUTPUT_KEYS = ("restarted", "restartReasons", "skipped", "manualRestart", "fingerprint", "restartedAt")
 

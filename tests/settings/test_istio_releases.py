@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from settings.upgrades import ControlPlanes, upgrade_refusal
+from settings.istio_releases import ControlPlanes, upgrade_refusal
 
 MESH = ("payments", "shop")
 
