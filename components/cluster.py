@@ -12,8 +12,7 @@ import pulumi_kubernetes as k8s
 import yaml
 from pulumi_azure_native import authorization, containerservice, resources
 
-from settings.cluster_model import ClusterSettings, EntraIdSettings, NodePoolSettings
-from settings.model import PROJECT, SYSTEM_NAMESPACES
+from settings.model import PROJECT, SYSTEM_NAMESPACES, ClusterSettings, EntraIdSettings, NodePoolSettings
 
 ALLOWED_CAPABILITIES_POLICY = (
     "/providers/Microsoft.Authorization/policyDefinitions/c26596ff-4d70-4e6a-9a30-c2506bd2f80c"

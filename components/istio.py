@@ -31,7 +31,7 @@ from components.istio_values import (
     istiod_values,
 )
 from settings.model import CANARY_TAG, ISTIO_NAMESPACE, PROJECT, REVISION_LABEL, IstioSettings, MeshSettings
-from settings.operator_manifest import operator_manifest
+from settings.operator_file import operator_manifest
 
 POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
 INJECTION_LABEL = "istio-injection"

@@ -1,7 +1,7 @@
 """Helm values of the four Istio charts (`base`, `cni`, `istiod`, `gateway`), built from the settings.
 
 Pure functions: no Pulumi, no I/O. `IstioMesh` passes their results to `helm.v3.Release`; the tests
-check every key path set here against the charts' own default values (`settings.chart_keys`), so a
+check every key path set here against the charts' own default values (`tests/support/chart_keys.py`), so a
 renamed or mistyped key fails a test instead of being silently ignored by Helm.
 """
 
@@ -11,11 +11,43 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from settings.chart_keys import GLOBAL_KEYS_READ_BY_CHART
-from settings.merging import deep_merge
 from settings.model import CANARY_TAG, IstioSettings
 
 ISTIO_CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
+
+# `global.*` is shared by name across the Istio charts, but each chart reads only part of it. istiod
+# gets every configured global key; the other charts get the keys they read (from their 1.30
+# defaults), so a value such as `global.hub` reaches the CNI DaemonSet's image as well.
+GLOBAL_KEYS_READ_BY_CHART: Mapping[str, frozenset[str]] = {
+    "base": frozenset({"imagePullSecrets", "istioNamespace", "resourceScope", "enableReaderRBAC"}),
+    "cni": frozenset(
+        {
+            "hub",
+            "tag",
+            "variant",
+            "imagePullPolicy",
+            "imagePullSecrets",
+            "logging",
+            "logAsJson",
+            "networkPolicy",
+            "defaultResources",
+            "nativeNftables",
+            "resourceScope",
+        }
+    ),
+    "gateway": frozenset({"networkPolicy"}),
+}
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` on top of `base`, maps merged key by key (as Helm merges values); lists are replaced."""
+    merged: dict[str, Any] = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
 
 
 def _global_for(chart: str, istio: IstioSettings) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 A Pulumi dynamic resource with no side effect: its inputs are the control planes' part of the declared data plane
 (`settings.data_plane.GUARD_KEYS`: versions, the canary's and the mesh's namespaces), its `check` compares them
-with its old state (what the last `pulumi up` deployed) under `settings.upgrades`, and every Istio resource of the
+with its old state (what the last `pulumi up` deployed) under `settings.istio_releases`, and every Istio resource of the
 mesh depends on it. So a refused move fails the preview of
 the pull request, and a `pulumi up --skip-preview` stops before the first release changes.
 
@@ -17,8 +17,8 @@ import pulumi
 import pulumi.dynamic
 
 from settings.data_plane import GUARD_KEYS, DeclaredDataPlane
+from settings.istio_releases import upgrade_refusal
 from settings.model import IstioSettings, MeshSettings
-from settings.upgrades import upgrade_refusal
 
 
 def _recorded(props: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from settings.rules import PROJECT
-from settings.stack_file import ROOT, available_stacks, stack_config
+from settings.stack import ROOT, available_stacks, stack_config
 
 __all__ = ["ROOT", "available_stacks", "stack_config"]  # the tests and `make plan` read stacks through here
 

@@ -20,7 +20,7 @@ from restart.request import RestartError, RestartRequest
 from restart.run import plan_cluster
 from settings.data_plane import DeclaredDataPlane
 from settings.model import ConfigError
-from settings.stack_file import available_stacks, stack_settings
+from settings.stack import available_stacks, stack_settings
 
 SHOWN_PER_NAMESPACE = 10
 """Names listed per namespace; a pull-request comment must stay readable for a cluster of thousands."""

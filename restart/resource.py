@@ -26,8 +26,8 @@ from pulumi.runtime import rpc
 from restart.plan import fingerprint, summarize
 from restart.request import INPUTS, RestartError, RestartRequest, as_int, completed
 from settings.data_plane import DeclaredDataPlane
+from settings.istio_releases import upgrade_refusal
 from settings.model import IstioSettings, MeshSettings, RestartSettings
-from settings.upgrades import upgrade_refusal
 
 OUTPUT_KEYS = ("restarted", "restartReasons", "skipped", "manualRestart", "fingerprint", "restartedAt")
 

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from settings.istio_releases import istio_release, revision_name
 from settings.model import DEFAULT_REVISION, IstioSettings, MeshSettings
-from settings.versions import istio_release, revision_name
 
 GUARD_KEYS = ("version", "canaryVersion", "canaryNamespaces", "meshNamespaces", "allowDowngradeFrom")
 """The part of the bag the upgrade guard records: the control planes' releases, not their images."""

@@ -1,8 +1,9 @@
-"""Read an IstioOperator file into the `aks-istio:istio` config shape.
+"""IstioOperator files: read into the `aks-istio:istio` config shape, and written from a stack's Istio settings.
 
 A mesh installed with `istioctl install -f <file>` (the article's path) moves to this program
 unchanged: every field that maps is translated, and every field this program cannot honour fails with
-a message naming it, instead of being dropped. `operator_manifest` writes the other way.
+a message naming it, instead of being dropped. `operator_manifest` writes the other way, for people who
+use istioctl.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from settings.model import ISTIO_NAMESPACE
+import yaml
+
+from settings.istio_releases import MINIMUM_ISTIO_VERSION, istio_release
+from settings.model import ISTIO_NAMESPACE, IstioSettings, MeshSettings
 from settings.rules import ConfigError, config_key
-from settings.versions import MINIMUM_ISTIO_VERSION, istio_release
 
 API_VERSION = "install.istio.io/v1alpha1"
 KIND = "IstioOperator"
@@ -492,3 +495,57 @@ def _same_members(stack_value: Any, file_value: Any) -> bool:
     if not all(isinstance(value, list) and all(isinstance(name, str) for name in value) for value in names):
         return False
     return set(stack_value) == set(file_value)
+
+
+# --- Writing: the IstioOperator file equivalent to a stack's Istio settings ----------------------
+
+
+def operator_manifest(settings: IstioSettings, mesh: MeshSettings) -> str:
+    """The IstioOperator YAML equivalent to these settings, for `istioctl install -f`.
+
+    Reading it back with `istio_config_from_operator` gives the same settings (the Istio version
+    aside: istioctl installs its own version).
+    """
+    cni = settings.cni
+    values_cni = cni.plugin_values()
+    pilot = copy.deepcopy(dict(settings.pilot))
+    pilot.setdefault("cni", {})
+    pilot["cni"] = {**pilot["cni"], "enabled": cni.enabled}
+    values: dict[str, Any] = {"cni": values_cni, "pilot": pilot}
+    if settings.global_values:
+        values["global"] = copy.deepcopy(dict(settings.global_values))
+    gateway = settings.gateway
+    ingress_gateway: dict[str, Any] = {"name": gateway.name, "namespace": gateway.namespace, "enabled": gateway.enabled}
+    if gateway.service_annotations:
+        ingress_gateway["k8s"] = {"serviceAnnotations": dict(gateway.service_annotations)}
+    spec: dict[str, Any] = {
+        "profile": "default",
+        "components": {
+            "cni": {"enabled": cni.enabled, "namespace": ISTIO_NAMESPACE},
+            "ingressGateways": [ingress_gateway],
+        },
+        "values": values,
+    }
+    if settings.mesh_config:
+        spec["meshConfig"] = copy.deepcopy(dict(settings.mesh_config))
+    enabled_addons = [name for name in ADDONS if getattr(settings.addons, name)]
+    document = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": "installed-state",
+            "namespace": ISTIO_NAMESPACE,
+            "annotations": {ADDONS_ANNOTATION: ",".join(enabled_addons)},
+        },
+        "spec": spec,
+    }
+    header = [
+        "# IstioOperator equivalent of this stack's Istio settings, for:",
+        f"#   istioctl install -f <this file>   (istioctl {settings.version})",
+        "# The addons are Helm releases here, not istioctl components (istioctl no longer installs them);",
+        f"# enabled: {', '.join(enabled_addons) or 'none'} (recorded in the {ADDONS_ANNOTATION} annotation).",
+    ]
+    if mesh.namespaces:
+        label = "istio-injection=enabled" + (", pod-security.kubernetes.io/enforce=baseline" if cni.enabled else "")
+        header.append(f"# Application namespaces, labelled {label}: {', '.join(mesh.namespaces)}.")
+    return "\n".join(header) + "\n" + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)

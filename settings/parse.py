@@ -2,37 +2,35 @@
 
 This layer checks what only the raw form has: each object's shape, each value's type, the defaults
 (some made from the stack's name) and unknown keys. The values' rules are the model's own
-(`settings.model`), checked as each dataclass is built.
+(`settings.model`), checked as each dataclass is built. A message never shows a secret config value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from settings.cluster_model import (
-    LOGIN_MODES,
-    NETWORK_PLUGINS,
-    UPGRADE_CHANNELS,
-    ClusterSettings,
-    EntraIdSettings,
-    NodePoolSettings,
-)
 from settings.model import (
     DEFAULT_ISTIO_VERSION,
+    LOGIN_MODES,
+    NETWORK_PLUGINS,
     SYSTEM_NAMESPACES,
+    UPGRADE_CHANNELS,
     AddonSettings,
     CanarySettings,
+    ClusterSettings,
     CniSettings,
+    EntraIdSettings,
     GatewaySettings,
     IstioSettings,
     MeshSettings,
+    NodePoolSettings,
     RestartSettings,
     StackSettings,
 )
-from settings.redaction import redacted
 from settings.rules import (
     CLUSTER_NAME,
     RESOURCE_GROUP,
@@ -363,3 +361,33 @@ def _parse_settings(stack: str, objects: Mapping[str, Any], location: str | None
         mesh=parse_mesh(objects.get("mesh")),
         restart=parse_restart(objects.get("restart")),
     )
+
+
+def redacted(message: str, secrets: Iterable[Any], secret_keys: Iterable[str]) -> str:
+    """`message` with every value of `secrets` shown as `[secret]`; a refused value of a secret key too.
+
+    A value set with `pulumi config set --secret` must stay secret in errors too.
+    """
+    for key in secret_keys:
+        if message.startswith(key):
+            message = _REFUSED_VALUE.sub(r"\1[secret]\2", message, count=1)
+    texts = sorted({text for value in secrets for text in _scalars(value) if len(text) >= 3}, key=len, reverse=True)
+    for text in texts:
+        # `show` bounds a long value, so a message may hold only its beginning: that goes too.
+        for form in (show(text), text, repr(text)[1:-1], text[:150]):
+            message = message.replace(form, "[secret]")
+    return message
+
+
+_REFUSED_VALUE = re.compile(r"^([^:]+:[^:]+: ).*?( is not (?:allowed|supported))")
+
+
+def _scalars(value: Any) -> Iterator[str]:
+    if isinstance(value, Mapping):  # the keys are setting names, which the message needs
+        for item in value.values():
+            yield from _scalars(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _scalars(item)
+    elif value is not None and not isinstance(value, bool):
+        yield str(value)

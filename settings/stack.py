@@ -1,4 +1,8 @@
-"""The one place the program reads Pulumi configuration: the current stack's settings."""
+"""A stack's settings, read where they live: the engine's configuration, or the committed stack file.
+
+`load_settings` is the one place the program reads Pulumi configuration; `stack_settings` reads a committed
+`Pulumi.<stack>.yaml` without the Pulumi CLI (offline plans, `make restart-plan`, the tests).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,13 @@ from typing import Any
 
 from settings.model import StackSettings
 from settings.parse import parse_settings
-from settings.rules import PROJECT
+from settings.rules import PROJECT, ConfigError
+from settings.yaml_file import read_yaml_file
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The project root: where `Pulumi.yaml` and the stack files are."""
+
+# --- From the engine -----------------------------------------------------------------------------
 
 
 def _project_config_keys() -> set[str]:
@@ -44,3 +54,33 @@ def _is_secret(key: str) -> bool:
     import pulumi.runtime.config as runtime_config
 
     return runtime_config.is_config_secret(key) or key in runtime_config.get_config_secret_keys_env()
+
+
+# --- From the committed stack file ---------------------------------------------------------------
+
+
+def available_stacks(root: Path = ROOT) -> list[str]:
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
+def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
+    """The `config:` map of `Pulumi.<stack>.yaml`, read with the Pulumi CLI's YAML rules (`settings.yaml_file`)."""
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no stack file {path.name} (stacks: {', '.join(available_stacks(root))})")
+    document = read_yaml_file(path, path.name)
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path.name}: expected a mapping with a `config:` key, got a {type(document).__name__}")
+    config = document.get("config")
+    if config is not None and not isinstance(config, dict):
+        raise ConfigError(f"{path.name}: `config:` must be a mapping of keys to values")
+    return dict(config or {})
+
+
+def stack_settings(stack: str, root: Path = ROOT) -> StackSettings:
+    """The typed settings of a committed stack, as the program would read them."""
+    config = stack_config(stack, root)
+    objects = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith(f"{PROJECT}:")}
+    return parse_settings(stack, objects, config.get("azure-native:location"), root)

@@ -3,51 +3,18 @@
 from __future__ import annotations
 
 import json
-from functools import cache
 from typing import Any
 
 import pytest
-import yaml
 
 from components.addon_values import JAEGER_OTLP_SERVICE, PROMETHEUS_URL, addon_charts, tracing_mesh_config
-from components.istio_values import base_values, cni_values, gateway_values, istiod_values
-from settings.chart_keys import (
-    CHART_KEY_RULES,
-    GLOBAL_KEYS_READ_BY_CHART,
-    ISTIO_CHART_KEYS_FILE,
-    chart_defaults,
-    istio_chart_key_data,
-    istio_chart_keys,
-    unknown_chart_keys,
-    unknown_extra_keys,
-)
+from components.istio_values import GLOBAL_KEYS_READ_BY_CHART, base_values, cni_values, gateway_values, istiod_values
+from settings.istio_releases import check_supported_version
 from settings.model import SYSTEM_NAMESPACES, AddonSettings, CniSettings, IstioSettings
 from settings.rules import ConfigError
-from settings.versions import check_supported_version
-from tests.support.reference import CHARTS, INJECTION_TEMPLATE
+from tests.support.chart_keys import CHART_DIRS, CHART_KEY_RULES, defaults, unknown_chart_keys
+from tests.support.reference import CHARTS
 from tests.support.scenarios import DEV, ISTIO_SCENARIOS, PROD
-
-CHART_DIRS = {"base": "base", "cni": "istio-cni", "istiod": "istiod", "gateway": "gateway"}
-
-
-@cache
-def defaults(chart: str) -> dict[str, Any]:
-    document = yaml.safe_load((CHARTS / CHART_DIRS[chart] / "values.yaml").read_text())
-    return chart_defaults(document)
-
-
-def regenerated_chart_keys() -> dict[str, Any]:
-    documents = {
-        chart: yaml.safe_load((CHARTS / path / "values.yaml").read_text()) for chart, path in CHART_DIRS.items()
-    }
-    injection_template = INJECTION_TEMPLATE.read_text()
-    # The charts' own Chart.yaml says 1.0.0 (stamped at release); the reference directory names the release.
-    return istio_chart_key_data(documents, injection_template, CHARTS.parent.name.removeprefix("istio-"))
-
-
-def write_istio_chart_keys() -> None:
-    """Regenerate the vendored file after updating the reference charts."""
-    ISTIO_CHART_KEYS_FILE.write_text(json.dumps(regenerated_chart_keys(), indent=1, sort_keys=True) + "\n")
 
 
 def all_values(istio: IstioSettings) -> dict[str, dict[str, Any]]:
@@ -76,112 +43,9 @@ def test_gateway_values_pass_the_gateway_charts_json_schema(scenario: str) -> No
     jsonschema.validate(gateway_values(SCENARIOS[scenario]()), schema)
 
 
-def test_a_misspelled_key_is_caught_at_any_depth() -> None:
-    rules = CHART_KEY_RULES["istiod"]
-    assert unknown_chart_keys({"pilot": {"cni": {"enabeld": True}}}, defaults("istiod"), rules) == ["pilot.cni.enabeld"]
-    assert unknown_chart_keys({"global": {"proxy": {"loglevel": "info"}}}, defaults("istiod"), rules) == [
-        "global.proxy.loglevel"
-    ]
-    assert unknown_chart_keys({"excludeNamespace": ["x"]}, defaults("cni"), CHART_KEY_RULES["cni"]) == [
-        "excludeNamespace"
-    ]
-    # The pre-1.24 nesting reads as a descoped prefix: `cni.excludeNamespaces` is `excludeNamespaces`.
-    assert unknown_chart_keys({"cni": {"exclude": []}}, defaults("cni"), CHART_KEY_RULES["cni"]) == ["cni.exclude"]
-    assert unknown_chart_keys({"repair": {"enabled": {"x": 1}}}, defaults("cni"), CHART_KEY_RULES["cni"]) == [
-        "repair.enabled (the chart's default is not a map)"
-    ]
-
-
-def test_free_form_and_empty_defaults_accept_any_key() -> None:
-    values = {
-        "meshConfig": {"anything": {"at": "all"}},
-        "pilot": {"env": {"ANY_VARIABLE": "1"}, "nodeSelector": {"agentpool": "system"}},
-    }
-    assert unknown_chart_keys(values, defaults("istiod"), CHART_KEY_RULES["istiod"]) == []
-
-
-def test_the_wrapper_is_lifted_and_top_level_keys_kept() -> None:
-    document = {"_internal_defaults_do_not_set": {"a": {"b": 1}}, "c": 2}
-    assert chart_defaults(document) == {"a": {"b": 1}, "c": 2}
-
-
 @pytest.mark.parametrize("chart", ["base", "cni", "gateway"])
 def test_the_global_keys_forwarded_to_each_chart_exist_in_it(chart: str) -> None:
     assert GLOBAL_KEYS_READ_BY_CHART[chart] <= set(defaults(chart)["global"])
-
-
-def test_the_vendored_chart_keys_are_those_of_the_reference_charts() -> None:
-    vendored = json.loads(ISTIO_CHART_KEYS_FILE.read_text())
-    assert vendored == regenerated_chart_keys(), (
-        "regenerate: .venv/bin/python -c "
-        "'from tests.components.test_istio_values import write_istio_chart_keys as w; w()'"
-    )
-    assert vendored["chartVersion"] == "1.30.3"
-
-
-def test_misspelled_extra_keys_are_reported_with_their_config_path() -> None:
-    istio = dict(
-        pilot={
-            "nonsense": 1,
-            "resources": {"requests": {"cpu": "1"}},
-            "autoscaleMin": {"x": 1},
-            "cni": {"enabeld": True},
-        },
-        global_values={"mtls": {"enabled": True}, "proxy": {"loglevel": "debug"}, "hub": "a.io"},
-    )
-    problems = unknown_extra_keys(istio["pilot"], istio["global_values"])
-    assert [problem.partition(": ")[0] for problem in problems] == [
-        "aks-istio:istio.pilot.nonsense",
-        "aks-istio:istio.pilot.autoscaleMin",
-        "aks-istio:istio.pilot.cni.enabeld",
-        "aks-istio:istio.global.mtls",
-        "aks-istio:istio.global.proxy.loglevel",
-    ]
-    assert problems[0] == (
-        "aks-istio:istio.pilot.nonsense: not a key of the Istio 1.30.3 chart (istiod); Helm would silently ignore it"
-    )
-    assert problems[1] == (
-        "aks-istio:istio.pilot.autoscaleMin: a map is not allowed; "
-        "in the Istio 1.30.3 chart (istiod) it is a single value"
-    )
-    assert "global.mtls: not a key of the Istio 1.30.3 chart (global values of" in problems[3]
-    with pytest.raises(ConfigError, match=r"aks-istio:istio\.pilot\.nonsense: not a key"):
-        IstioSettings(**istio)
-
-
-def test_real_extra_keys_are_not_reported() -> None:
-    istio = IstioSettings(
-        pilot={
-            "resources": {"requests": {"cpu": "1", "ephemeral-storage": "1Gi"}},
-            "env": {"FOO": "bar"},
-            "nodeSelector": {"agentpool": "system"},
-            "cni": {"enabled": True, "provider": "multus"},
-            "sidecarInjectorWebhook": {"rewriteAppHTTPProbe": True},
-            "meshConfig": {"accessLogFile": "/dev/stdout"},
-            "pdb": {"maxUnavailable": 1},
-        },
-        global_values={
-            "hub": "myregistry.azurecr.io/istio",
-            "variant": "distroless",
-            "logging": {"level": "default:debug"},
-            "proxy": {
-                "resources": {"requests": {"cpu": "50m"}, "limits": {"memory": "1Gi"}},
-                # Read by the injection template without a default in values.yaml.
-                "holdApplicationUntilProxyStarts": True,
-                "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
-            },
-            "defaultResources": {"requests": {"memory": "64Mi"}},
-            # Only the base chart has it (forwarded there).
-            "enableReaderRBAC": False,
-            "podDNSSearchNamespaces": ["global"],
-        },
-    )
-    assert unknown_extra_keys(istio.pilot, istio.global_values) == []
-    assert unknown_extra_keys(PROD.pilot, PROD.global_values) == []
-
-
-def test_the_extras_check_reads_the_vendored_file_once() -> None:
-    assert istio_chart_keys() is istio_chart_keys()
 
 
 def test_cni_values_always_list_the_exclusions_and_leave_chart_defaults_alone() -> None:

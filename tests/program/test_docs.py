@@ -23,7 +23,7 @@ from offline.engine import ROOT, run_program
 from settings import model
 from settings.parse import SECTIONS, parse_settings
 from settings.rules import PROJECT, ConfigError
-from settings.stack_file import stack_config, stack_settings
+from settings.stack import stack_config, stack_settings
 
 DOCS = ROOT / "docs"
 CONFIGURATION = DOCS / "configuration.md"

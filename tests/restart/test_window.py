@@ -116,7 +116,9 @@ def test_a_failing_check_is_reported_with_what_was_restarted() -> None:
         raise RestartError("forbidden: cannot list pods in namespace 'shop'")
 
     cluster = ScriptedCluster()
-    with pytest.raises(RestartError, match=r"^restarted [12] of 6 workloads .*the check of .* failed: forbidden") as caught:
+    with pytest.raises(
+        RestartError, match=r"^restarted [12] of 6 workloads .*the check of .* failed: forbidden"
+    ) as caught:
         window(cluster, verify).run(plan(), LISTINGS, {})
     assert caught.value.restarted
 

@@ -13,11 +13,10 @@ import yaml
 
 from offline.engine import stack_config
 from settings.model import SYSTEM_NAMESPACES, AddonSettings, CniSettings, GatewaySettings, IstioSettings, MeshSettings
-from settings.operator_file import istio_config_from_operator, merge_operator_config
-from settings.operator_manifest import operator_manifest
+from settings.operator_file import istio_config_from_operator, merge_operator_config, operator_manifest
 from settings.parse import parse_istio
 from settings.rules import ConfigError
-from settings.stack_file import ROOT
+from settings.stack import ROOT
 from tests.support.reference import SEED_FILE, SEED_RELATIVE
 from tests.support.scenarios import CNI_DISABLED, DEV, MINIMAL, PROD
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from settings.rules import ConfigError
-from settings.stack_file import stack_config, stack_settings
+from settings.stack import stack_config, stack_settings
 from settings.yaml_file import MAX_BYTES, load_yaml, read_yaml_file
 
 BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from settings.model import SYSTEM_NAMESPACES, AddonSettings, CniSettings, GatewaySettings, IstioSettings, MeshSettings
 from settings.parse import parse_istio
-from settings.stack_file import ROOT
+from settings.stack import ROOT
 from tests.support.reference import SEED_RELATIVE
 
 ALL_ADDONS = AddonSettings(grafana=True, tracing=True, kiali=True, prometheus=True)

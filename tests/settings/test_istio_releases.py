@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from settings.data_plane import ControlPlane, DeclaredDataPlane
-from settings.upgrades import upgrade_refusal
+from settings.istio_releases import upgrade_refusal
 
 MESH = ("payments", "shop")
 
