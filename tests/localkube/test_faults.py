@@ -58,15 +58,19 @@ def direct(cluster: Cluster) -> client.CoreV1Api:
     return client.CoreV1Api(cluster.api)
 
 
+PUBLISHED = ("kube-root-ca.crt", "openshift-service-ca.crt")
+"""The CA bundles this build's controller-manager writes into every namespace (the second is OpenShift's)."""
+ALL = {"a", "b", "c", *PUBLISHED}
+
 @pytest.fixture
 def namespace(namespaces: Namespaces, direct: client.CoreV1Api) -> str:
-    """A namespace holding ConfigMaps a, b and c (and the controller-manager's kube-root-ca.crt)."""
+    """A namespace holding ConfigMaps a, b and c, and the CA bundles the controller-manager publishes."""
     name = namespaces.create("faults")
     for item in "abc":
         direct.create_namespaced_config_map(name, {"metadata": {"name": item}, "data": {"value": "0"}})
-    # The controller-manager adds kube-root-ca.crt a moment after the namespace appears: wait for it, so that
-    # every test sees the same four ConfigMaps.
-    wait_for(lambda: len(direct.list_namespaced_config_map(name).items) == 4, what="kube-root-ca.crt")
+    # The controller-manager adds its CA bundles a moment after the namespace appears: wait for them, so that
+    # every test sees the same ConfigMaps.
+    wait_for(lambda: len(direct.list_namespaced_config_map(name).items) == len(ALL), what=", ".join(PUBLISHED))
     return name
 
 
@@ -229,7 +233,7 @@ def test_urllib3_retries_a_dropped_get_but_not_a_patch(
 def test_cut_watch_after_n_events(proxy: FaultProxy, core: client.CoreV1Api, namespace: str) -> None:
     fault = proxy.add(Fault("cut_watch", "GET", CONFIGMAPS, cut_watch_after=2))
     # A plain list of the same path is not a watch: the fault leaves it alone.
-    assert len(core.list_namespaced_config_map(namespace).items) == 4
+    assert len(core.list_namespaced_config_map(namespace).items) == len(ALL)
     events: list[str] = []
     with pytest.raises(urllib3.exceptions.ProtocolError):
         # Without resource_version the server starts with an ADDED event per existing ConfigMap (four here).
@@ -241,9 +245,9 @@ def test_cut_watch_after_n_events(proxy: FaultProxy, core: client.CoreV1Api, nam
     names = []
     for event in watch.Watch().stream(core.list_namespaced_config_map, namespace, timeout_seconds=WATCH_SECONDS):
         names.append(event["object"].metadata.name)
-        if len(names) == 4:
+        if len(names) == len(ALL):
             break
-    assert set(names) == {"a", "b", "c", "kube-root-ca.crt"}
+    assert set(names) == ALL
 
 
 def test_gone_continue_expires_the_second_page(proxy: FaultProxy, core: client.CoreV1Api, namespace: str) -> None:
