@@ -16,7 +16,9 @@ from settings.model import REVISION_LABEL
 RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
 """The annotation `kubectl rollout restart` sets on the pod template."""
 FINGERPRINT_ANNOTATION = "aks-istio.dev/cni-fingerprint"
-"""Records on the pod template which CNI setting the workload was last restarted for."""
+"""Records on the pod template the declared data plane (its `restart.plan.fingerprint`) the workload was last
+restarted for. A contract with running clusters, named when the CNI setting was all it covered: a re-run
+recognises what an interrupted run already restarted by this key and value, so both stay as they are."""
 
 SIDECAR_CONTAINER = "istio-proxy"
 IPTABLES_INIT_CONTAINER = "istio-init"

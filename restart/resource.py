@@ -188,7 +188,7 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
 @dataclass(frozen=True)
 class SidecarRestartArgs:
     istio: IstioSettings
-    """The mesh as installed: its CNI setting and the proxy istiod injects; a change of either re-injects."""
+    """The mesh as installed: the data plane it declares (CNI, control planes, proxies); a change of it re-injects."""
     options: RestartSettings
     """Concurrency, waiting and timeout of the restart."""
     mesh: MeshSettings

@@ -322,7 +322,7 @@ class Window:
                 break
             tracker.wait(1.0)
         if left_mismatched:
-            done = tuple(str(ref) for ref in restarted)
+            done = tuple(str(ref) for ref in sorted(restarted))
             first = f"restarted {len(done)} workloads ({name_list(done)}); " if done else ""
             raise RestartError(
                 f"{first}{len(left_mismatched)} workloads restarted by an earlier run for this change still run "
@@ -344,10 +344,10 @@ class Window:
 
     def _stopped(self, tracker: Tracker, planned: int, restarted: list[WorkloadRef]) -> RestartError:
         rolling = sorted(tracker.rolling)
-        done = tuple(str(ref) for ref in restarted)
-        first = f"restarted {len(done)} of {planned} workloads" + (f" ({name_list(done)})" if done else "")
+        done = tuple(str(ref) for ref in sorted(restarted))
+        first = f"restarted {len(done)} of {planned} workloads ({name_list(done)})" if done else "restarted nothing"
         still = f"; still rolling out: {name_list(rolling)}" if rolling else ""
-        then = " and waits for these" if self._wait and done else ""
+        then = " and waits for these" if self._wait else ""
         return RestartError(
             f"{first}, then: {tracker.failure}. No further restart was started{still}. The restarts are recorded on "
             f"the workloads: a re-run restarts only the others{then}",

@@ -62,6 +62,7 @@ PUBLISHED = ("kube-root-ca.crt", "openshift-service-ca.crt")
 """The CA bundles this build's controller-manager writes into every namespace (the second is OpenShift's)."""
 ALL = {"a", "b", "c", *PUBLISHED}
 
+
 @pytest.fixture
 def namespace(namespaces: Namespaces, direct: client.CoreV1Api) -> str:
     """A namespace holding ConfigMaps a, b and c, and the CA bundles the controller-manager publishes."""

@@ -25,7 +25,15 @@ from localkube.workloads import create, daemonset, deployment, pod, pods, statef
 from restart.request import RestartError, RestartRequest
 from restart.run import run_restart
 from settings.data_plane import ControlPlane, DeclaredDataPlane
-from tests.restart.cluster_helpers import FAST, INJECTION, generations, others, restart_inputs, rolled_out
+from tests.restart.cluster_helpers import (
+    FAST,
+    INJECTION,
+    all_redirected_by,
+    generations,
+    others,
+    restart_inputs,
+    rolled_out,
+)
 from tests.support.provider_host import Host, as_dict, checked, diff, engine_view, update
 from tests.support.provider_host import create as host_create
 
@@ -60,11 +68,12 @@ class Mesh:
     def request(
         self, *, cni_enabled: bool = True, canary_namespaces: tuple[str, ...] = (), **options: Any
     ) -> RestartRequest:
-        """A run on this mesh with a canary, called directly (not through the provider host)."""
+        """A run on this mesh (its two namespaces) with a canary, called directly (not through the provider host)."""
         data_plane = DeclaredDataPlane(
-            default=ControlPlane(DEFAULT_REVISION, "", OLD_PROXY),
-            canary=ControlPlane(CANARY, "", NEW_PROXY),
+            default=ControlPlane(DEFAULT_REVISION, OLD, OLD_PROXY),
+            canary=ControlPlane(CANARY, NEW, NEW_PROXY),
             canary_namespaces=frozenset(canary_namespaces),
+            mesh_namespaces=frozenset((self.shop, self.payments)),
             cni_enabled=cni_enabled,
             exclude_namespaces=frozenset(others(self.cluster, self.namespaces)),
         )
@@ -213,8 +222,12 @@ def test_the_window_rolls_the_canarys_namespaces_first_one_rollout_at_a_time(mes
     assert mesh.sidecars(mesh.payments) == {(CANARY, NEW_PROXY)}
 
 
-def test_a_bad_canary_stops_after_the_window_and_names_what_it_reached(mesh: Mesh) -> None:
-    """New pods that never become Ready: at most maxConcurrent workloads are ever restarted."""
+@pytest.mark.parametrize(("slow_start", "reached"), [(True, 1), (False, 2)], ids=["slow-start", "fixed-window"])
+def test_a_bad_canary_stops_after_the_window_and_names_what_it_reached(
+    mesh: Mesh, slow_start: bool, reached: int
+) -> None:
+    """New pods that never become Ready: with slow start the first workload alone is restarted; with a fixed
+    window, at most maxConcurrent."""
     add_canary(mesh)
     for suffix in ("shop", "payments"):
         mesh.move(suffix, ON_CANARY)
@@ -222,12 +235,14 @@ def test_a_bad_canary_stops_after_the_window_and_names_what_it_reached(mesh: Mes
         lambda pod: pod["metadata"].get("labels", {}).get("istio.io/rev") == CANARY
     )
     try:
-        request = mesh.request(canary_namespaces=(mesh.payments, mesh.shop), max_concurrent=2, timeout_seconds=4)
+        request = mesh.request(
+            canary_namespaces=(mesh.payments, mesh.shop), max_concurrent=2, timeout_seconds=4, slow_start=slow_start
+        )
         with pytest.raises(RestartError, match=r"rollouts did not finish within 4 s: .*No further restart") as caught:
             run_restart(request, lambda _line: None, retry=FAST)
     finally:
         release()
-    assert len(caught.value.restarted) == 2, caught.value
+    assert len(caught.value.restarted) == reached, caught.value
     assert all(ref in str(caught.value) for ref in caught.value.restarted)
 
 
@@ -248,3 +263,29 @@ def test_a_roll_back_fails_while_a_pod_it_cannot_restart_still_runs_on_the_canar
     assert f"restarted 2 workloads ({', '.join(refs(mesh.shop, SHOP))}), but 1 workloads still run pods on " in message
     assert "revision 1-30-3, which no declared control plane has, and this program cannot restart them: " in message
     assert f"Pod/{mesh.shop}/debug (barePod). Restart or delete them by hand" in message
+
+
+def test_a_namespace_outside_the_mesh_labelled_for_the_canary_is_reinjected_and_verified(mesh: Mesh) -> None:
+    """An app team labels its own namespace (not in `mesh.namespaces`) `istio.io/rev=canary`. A CNI switch re-injects
+    it with the mesh; its new pods run the canary, which its label picks, and the post-rollout check accepts them."""
+    add_canary(mesh)
+    mesh.move("shop", ON_CANARY)
+    assert mesh.apply(proxyImage=OLD_PROXY, **canary_inputs(mesh.shop))["restarted"] == refs(mesh.shop, SHOP)
+    team = mesh.namespaces.create("team", {"istio.io/rev": "canary"})
+    create(mesh.cluster.api, team, deployment("web"))
+    rolled_out(mesh.cluster, team, (("Deployment", "web"),))
+    assert mesh.sidecars(team) == {(CANARY, NEW_PROXY)}
+
+    mesh.cluster.injector.set_revision(DEFAULT_REVISION, tag=OLD, cni=False)
+    mesh.cluster.injector.set_revision(CANARY, tag=NEW, cni=False)
+    request = mesh.request(cni_enabled=False, canary_namespaces=(mesh.shop,))
+    outcome = run_restart(request, lambda _line: None, retry=FAST)
+    team_web = f"Deployment/{team}/web"
+    assert outcome.restarted == tuple(sorted([*refs(mesh.shop, SHOP), *refs(mesh.payments, PAYMENTS), team_web]))
+    assert outcome.restart_reasons == {"redirection": list(outcome.restarted)}
+    assert mesh.sidecars(team) == mesh.sidecars(mesh.shop) == {(CANARY, NEW_PROXY)}
+    assert all_redirected_by(mesh.cluster, team, "istio-init")
+
+    again = run_restart(request, lambda _line: None, retry=FAST)
+    assert again.restarted == ()
+    assert team_web in again.skipped["alreadyMatching"]
