@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from restart.objects import WorkloadRef
-from restart.plan import RestartPlan, name_list
-from restart.request import RestartError, RestartRequest
+from restart.plan import RestartPlan
+from restart.request import RestartError, RestartRequest, name_list
 from restart.run import plan_cluster
 from settings.data_plane import DeclaredDataPlane
 from settings.model import ConfigError

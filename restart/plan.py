@@ -286,32 +286,6 @@ def mismatched_pods(
     return {owner: sorted(names) for owner, names in sorted(found.items())}
 
 
-def group_by_reason(entries: Mapping[WorkloadRef, StrEnum | Iterable[StrEnum]]) -> dict[str, list[str]]:
-    """`{reason: ["Kind/namespace/name", ...]}`, sorted; a workload with two reasons is under both."""
-    grouped: dict[str, list[str]] = {}
-    for ref in sorted(entries):
-        reasons = entries[ref]
-        for reason in (reasons,) if isinstance(reasons, StrEnum) else reasons:
-            grouped.setdefault(str(reason), []).append(str(ref))
-    return dict(sorted(grouped.items()))
-
-
-SAMPLE_SIZE = 50
-"""Names kept per reason in the `skipped` output: `noSidecar` alone can name every pod owner of a cluster."""
-
-
-def summarize(grouped: Mapping[str, list[str]], limit: int = SAMPLE_SIZE) -> dict[str, dict[str, Any]]:
-    """`{reason: {"count": n, "workloads": [the first `limit` names]}}`: bounded, whatever the cluster's size."""
-    return {reason: {"count": len(names), "workloads": list(names[:limit])} for reason, names in grouped.items()}
-
-
-def name_list(refs: Iterable[object], limit: int = 20) -> str:
-    """`a, b, c and 7 more`: names for a message, bounded."""
-    names = [str(ref) for ref in refs]
-    shown = ", ".join(names[:limit])
-    return f"{shown} and {len(names) - limit} more" if len(names) > limit else shown
-
-
 def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -9,7 +9,7 @@ Imports only the standard library and the settings: the provider host loads this
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -124,6 +124,13 @@ def as_int(value: Any) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return None
+
+
+def name_list(refs: Iterable[object], limit: int = 20) -> str:
+    """`a, b, c and 7 more`: names for a message, bounded."""
+    names = [str(ref) for ref in refs]
+    shown = ", ".join(names[:limit])
+    return f"{shown} and {len(names) - limit} more" if len(names) > limit else shown
 
 
 class RestartError(RuntimeError):

@@ -23,7 +23,8 @@ import pulumi.dynamic
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from restart.plan import fingerprint, summarize
+from restart.plan import fingerprint
+from restart.report import summarize
 from restart.request import INPUTS, RestartError, RestartRequest, as_int, completed
 from settings.data_plane import DeclaredDataPlane
 from settings.istio_releases import upgrade_refusal

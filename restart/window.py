@@ -29,8 +29,8 @@ import urllib3
 
 from restart.kube import KINDS, Cluster, GoneError, Kind, Listing, RetryPolicy, WatchHandle
 from restart.objects import WorkloadRef, ref_of, selector_query, slim_workload
-from restart.plan import RestartPlan, mismatched_pods, name_list
-from restart.request import RestartError, RestartRequest
+from restart.plan import RestartPlan, mismatched_pods
+from restart.request import RestartError, RestartRequest, name_list
 from restart.rollout import rollout_complete, rollout_failure
 from settings.data_plane import DeclaredDataPlane
 

@@ -15,8 +15,9 @@ from localkube.namespaces import Namespaces
 from localkube.waiting import rollout_complete, wait_for
 from localkube.workloads import pods, read
 from restart.kube import RetryPolicy
+from restart.report import RestartOutcome
 from restart.request import RestartRequest
-from restart.run import RestartOutcome, run_restart
+from restart.run import run_restart
 from settings.data_plane import ControlPlane, DeclaredDataPlane
 from tests.support.provider_host import inputs
 

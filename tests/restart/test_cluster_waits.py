@@ -246,6 +246,8 @@ def test_a_failure_names_what_was_restarted_bounded_and_the_provider_keeps_it(
     names = [f"app-{index:02d}" for index in range(25)]
     shop = prepared(cluster, namespaces, *names)
     cluster.kubelets.never_ready(new_pods_of(shop, "app-00"))
-    with pytest.raises(RestartError, match=rf"restarted 25 of 25 workloads \(Deployment/{shop}/app-00, .* and 5 more\)") as c:
+    with pytest.raises(
+        RestartError, match=rf"restarted 25 of 25 workloads \(Deployment/{shop}/app-00, .* and 5 more\)"
+    ) as c:
         run(cluster, namespaces, proxy, wait_for_rollout=True, timeout_seconds=20, max_concurrent=10, slow_start=False)
     assert len(c.value.restarted) == 25

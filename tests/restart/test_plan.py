@@ -26,14 +26,13 @@ from restart.plan import (
     ManualReason,
     SkipReason,
     fingerprint,
-    group_by_reason,
     mismatched_pods,
-    name_list,
     plan_restart,
     restart_patch,
     rfc3339,
-    summarize,
 )
+from restart.report import group_by_reason, summarize
+from restart.request import name_list
 from restart.rollout import rollout_complete, rollout_failure
 from settings.data_plane import ControlPlane, DeclaredDataPlane
 from tests.support.kube_emulator import pod_template_spec
