@@ -29,7 +29,8 @@ SHOWN_PER_NAMESPACE = 10
 def _by_namespace(refs: Iterable[WorkloadRef], why: dict[WorkloadRef, str]) -> list[str]:
     grouped: dict[str, list[str]] = defaultdict(list)
     for ref in sorted(refs):
-        grouped[ref.namespace].append(f"{ref.kind}/{ref.name}" + (f" ({why[ref]})" if why.get(ref) else ""))
+        # In code spans: a name read from the cluster cannot turn into Markdown (`WorkloadRef` checked it).
+        grouped[ref.namespace].append(f"`{ref.kind}/{ref.name}`" + (f" ({why[ref]})" if why.get(ref) else ""))
     return [
         f"  - `{namespace}` ({len(names)}): {name_list(names, limit=SHOWN_PER_NAMESPACE)}"
         for namespace, names in grouped.items()

@@ -6,6 +6,7 @@ out its pods, and the slim copies of listed objects that keep a cluster's worth 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -42,11 +43,45 @@ class Redirection(StrEnum):
     """No redirection set up in the pod (gateways, `interceptionMode: NONE`)."""
 
 
+MISSING_REPLICASET = "ReplicaSet (not found)"
+"""The owner kind of a pod whose ReplicaSet was not listed (deleted in between)."""
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+"""Kubernetes' object names (a DNS-1123 subdomain); namespaces are labels, a subset."""
+_KIND = re.compile(r"[A-Za-z][A-Za-z0-9]{0,62}(\.[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)?")
+"""A kind, qualified with its API group where `owner_kind` adds one (`Rollout.argoproj.io`)."""
+_SHOWN = 40
+
+
+def readable(value: str, pattern: re.Pattern[str]) -> str:
+    """`value` if it follows `pattern`, else an escaped, bounded placeholder: `invalid(x\\x0a\\x2a...)`.
+
+    The API server does not check the kind and name of an owner reference, so a tenant can write anything there,
+    and the name is shown in logs, outputs and a pull request's comment. Letters, digits, `.` and `-` stay as
+    they are, anything else becomes `\\xNN` (`\\uNNNN`): no control character, Markdown or workflow command.
+    """
+    if pattern.fullmatch(value):
+        return value
+    escaped = "".join(
+        char if char.isascii() and (char.isalnum() or char in ".-") else f"\\x{ord(char):02x}" if ord(char) < 256
+        else f"\\u{ord(char):04x}"
+        for char in value[:_SHOWN]
+    )  # fmt: skip
+    return f"invalid({escaped}{'...' if len(value) > _SHOWN else ''})"
+
+
 @dataclass(frozen=True, order=True)
 class WorkloadRef:
+    """A workload (or bare pod) read from the cluster; its kind and names are checked as it is made (`readable`)."""
+
     kind: str
     namespace: str
     name: str
+
+    def __post_init__(self) -> None:
+        if self.kind != MISSING_REPLICASET:
+            object.__setattr__(self, "kind", readable(self.kind, _KIND))
+        object.__setattr__(self, "namespace", readable(self.namespace, _NAME))
+        object.__setattr__(self, "name", readable(self.name, _NAME))
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.namespace}/{self.name}"
@@ -147,10 +182,6 @@ def owner_kind(owner: Mapping[str, Any]) -> str:
     if not group or (group, kind) in KNOWN_OWNERS:
         return kind
     return f"{kind}.{group}"
-
-
-MISSING_REPLICASET = "ReplicaSet (not found)"
-"""The owner kind of a pod whose ReplicaSet was not listed (deleted in between)."""
 
 
 def _deployment_by_hash(pod: Mapping[str, Any], replicaset_name: str) -> str | None:

@@ -651,3 +651,20 @@ def test_outside_the_mesh_namespaces_any_declared_control_plane_is_accepted() ->
     )  # fmt: skip
     assert plan.skipped == {WorkloadRef("Deployment", "team-x", "api"): SkipReason.ALREADY_MATCHING}
     assert plan.reasons == {WorkloadRef("Deployment", "shop", "web"): ("proxyVersion", "revision")}
+
+
+def test_a_hostile_owner_reference_is_shown_escaped_and_bounded_everywhere() -> None:
+    """Outputs, log lines and messages all print `WorkloadRef`s: a kind or name the API server never checked
+    (an owner reference's) is replaced before anything uses it."""
+    hostile = pod("tenant", "squatter", owner("Thing", "x\n::error::forged " + "a" * 300, "example.com/v1"))
+    hostile["spec"]["containers"][0]["image"] = "docker.io/istio/proxyv2:1.30.3"
+    result = plan([hostile])
+    (ref,) = result.manual
+    assert (
+        str(ref)
+        == "Thing.example.com/tenant/invalid(x\\x0a\\x3a\\x3aerror\\x3a\\x3aforged\\x20aaaaaaaaaaaaaaaaaaaaaaa...)"
+    )
+    assert str(ref).isprintable() and len(str(ref)) < 120
+    assert group_by_reason(result.manual) == {"unsupportedOwner": [str(ref)]}
+    assert WorkloadRef("Deployment", "shop", "cart") == WorkloadRef("Deployment", "shop", "cart"), "valid names stay"
+    assert str(WorkloadRef("Deployment", "shop", "cart")) == "Deployment/shop/cart"

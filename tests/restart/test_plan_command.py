@@ -33,8 +33,8 @@ def test_it_prints_what_up_would_restart_by_namespace_and_reason_and_patches_not
         assert main(["--stack", "dev", "--kubeconfig", str(kubeconfig)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("**Sidecar restart plan for `dev`**: pods should run the CNI plugin (istio-validation)")
-    assert f"  - `{shop}` (2): Deployment/cart (redirection), Deployment/web (redirection)\n" in out
-    assert f"  - `{shop}` (1): Pod/debug (barePod)\n" in out
+    assert f"  - `{shop}` (2): `Deployment/cart` (redirection), `Deployment/web` (redirection)\n" in out
+    assert f"  - `{shop}` (1): `Pod/debug` (barePod)\n" in out
     assert {seen.method for seen in proxy.requests} == {"GET"}, "read-only"
     assert cluster.control_plane.token() not in out
 
@@ -42,3 +42,34 @@ def test_it_prints_what_up_would_restart_by_namespace_and_reason_and_patches_not
 def test_an_unreadable_kubeconfig_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--stack", "dev", "--kubeconfig", str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err == f"error: cannot read {tmp_path / 'missing'}: No such file or directory\n"
+
+
+FORGED = "x\n- 0 workloads to restart\n\n**All clear, approve**\n::error::forged"
+
+
+@pytest.mark.cluster
+def test_a_forged_owner_name_cannot_forge_the_plan_or_a_workflow_command(
+    cluster: Cluster, namespaces: Namespaces, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The API server does not check an owner reference's kind and name; a tenant's pod carries a hostile one."""
+    inject_for_cni(cluster, False)
+    tenant = namespaces.create("tenant", INJECTION)
+    squatter = pod("squatter")
+    squatter["metadata"]["ownerReferences"] = [
+        {"apiVersion": "example.com/v1", "kind": "Thing\n## owned", "name": FORGED, "uid": "1", "controller": True}
+    ]
+    create(cluster.api, tenant, squatter)
+    inject_for_cni(cluster, True)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(cluster.kubeconfig())
+    assert main(["--stack", "dev", "--kubeconfig", str(kubeconfig)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert not any(line.startswith(("::", "#", "- 0 workloads", "**All clear")) for line in lines), out
+    assert "- 0 workloads to restart" not in lines
+    assert all(line.isprintable() for line in lines), out
+    assert (
+        f"  - `{tenant}` (1): `invalid(Thing\\x0a\\x23\\x23\\x20owned.example.com)/"
+        "invalid(x\\x0a-\\x200\\x20workloads\\x20to\\x20restart\\x0a\\x0a\\x2a\\x2aAll\\x20clear\\x2c...)` "
+        "(unsupportedOwner)"
+    ) in out
