@@ -662,7 +662,7 @@ def test_a_hostile_owner_reference_is_shown_escaped_and_bounded_everywhere() -> 
     (ref,) = result.manual
     assert (
         str(ref)
-        == "Thing.example.com/tenant/invalid(x\\x0a\\x3a\\x3aerror\\x3a\\x3aforged\\x20aaaaaaaaaaaaaaaaaaaaaaa...)"
+        == "Thing.example.com/tenant/invalid(x\\x0a\\x3a\\x3aerror\\x3a\\x3aforged\\x20aaaaaaaaaaaaaaaaaaaaaa...)"
     )
     assert str(ref).isprintable() and len(str(ref)) < 120
     assert group_by_reason(result.manual) == {"unsupportedOwner": [str(ref)]}
