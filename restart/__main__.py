@@ -57,6 +57,12 @@ def render(stack: str, data_plane: DeclaredDataPlane, plan: RestartPlan) -> str:
     if plan.manual:
         lines += [f"- {len(plan.manual)} need a manual restart:"]
         lines += _by_namespace(plan.manual, {ref: str(reason) for ref, reason in plan.manual.items()})
+    if plan.stranded:
+        lines += [
+            f"- {len(plan.stranded)} keep pods on a revision this update removes, and stop it until they are restarted "
+            "or deleted by hand:"
+        ]
+        lines += _by_namespace(plan.stranded, {ref: ", ".join(revisions) for ref, revisions in plan.stranded.items()})
     counts: dict[str, int] = defaultdict(int)
     for reason in plan.skipped.values():
         counts[str(reason)] += 1

@@ -93,8 +93,9 @@ class RestartPlan:
     reasons: Mapping[WorkloadRef, tuple[RestartReason, ...]] = field(default_factory=dict)
     """Why each workload to restart (and to recheck) is re-injected."""
     stranded: Mapping[WorkloadRef, tuple[str, ...]] = field(default_factory=dict)
-    """Workloads left with pods on a revision no declared control plane has (a canary being removed) that this
-    run does not restart (a bare pod, a Job, a paused or excluded workload): they would lose their control plane."""
+    """Workloads left with pods on a revision this update removes (a canary promoted or rolled back) that this run
+    does not restart (a bare pod, a Job, a paused or excluded workload): they would lose their control plane.
+    A revision this stack never deployed (a tenant's own label) strands nothing: it is not this stack's to remove."""
     recheck: tuple[WorkloadRef, ...] = ()
     """Workloads an earlier run restarted for this same setting whose pods still mismatch, sorted.
 
@@ -175,8 +176,8 @@ class _OwnerPods:
     sidecar: bool = False
     redirected: bool = False
     reasons: set[RestartReason] = field(default_factory=set)
-    undeclared: set[str] = field(default_factory=set)
-    """Revisions of its pods that no declared control plane has: a removed canary, once it is deleted, is gone."""
+    removed: set[str] = field(default_factory=set)
+    """Revisions of its pods that this update removes: once their istiod is deleted, they are gone."""
 
 
 def plan_restart(
@@ -185,11 +186,13 @@ def plan_restart(
     pods: Iterable[Mapping[str, Any]],
     replicasets: Iterable[Mapping[str, Any]],
     workloads: Iterable[tuple[str, Mapping[str, Any]]],
+    removing: frozenset[str] = frozenset(),
 ) -> RestartPlan:
     """Decide, for every owner of an active pod, whether to restart it, skip it (and why) or leave it to a person.
 
-    `workloads` are `(kind, object)` pairs of Deployments, StatefulSets and DaemonSets. The workloads to restart
-    come in rollout order: the canary's namespaces first (a bad canary shows on them), then namespace by namespace.
+    `workloads` are `(kind, object)` pairs of Deployments, StatefulSets and DaemonSets; `removing` the revisions
+    this update removes (`RestartRequest.removing`). The workloads to restart come in rollout order: the canary's
+    namespaces first (a bad canary shows on them), then namespace by namespace.
     """
     excluded = data_plane.exclude_namespaces
     wanted = desired_redirection(data_plane.cni_enabled)
@@ -206,8 +209,8 @@ def plan_restart(
             continue
         state.sidecar = True
         revision = pod_revision(pod)
-        if revision is not None and revision not in data_plane.revisions:
-            state.undeclared.add(revision)
+        if revision in removing:
+            state.removed.add(revision)
         if redirection(pod) is not Redirection.NONE:
             state.redirected = True
             namespace = str(metadata_of(pod).get("namespace", ""))
@@ -247,10 +250,10 @@ def plan_restart(
         reasons={owner: tuple(sorted(owners[owner].reasons)) for owner in (*restart, *recheck)},
         recheck=tuple(sorted(recheck)),
         stranded={
-            owner: tuple(sorted(state.undeclared))
+            owner: tuple(sorted(state.removed))
             for owner, state in sorted(owners.items())
             # Excluded namespaces are left alone entirely, as for every other reason.
-            if state.undeclared and owner not in moving and owner.namespace not in excluded
+            if state.removed and owner not in moving and owner.namespace not in excluded
         },
     )
 

@@ -62,6 +62,9 @@ class RestartRequest:
     """Start the window at one workload and widen it by one per success, up to `max_concurrent`."""
     timeout_seconds: int = 600
     """How long each rollout may take."""
+    removing: frozenset[str] = frozenset()
+    """Revisions this update removes: the last rolled-out data plane's (the state's) that this one drops. Not an
+    input: the provider reads it from its old state. Pods left on one of them stop the update (`stranded`)."""
 
     @classmethod
     def of_settings(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pulumi
@@ -144,7 +144,7 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.UpdateResult:
         if self.restarts(olds, news):
-            return pulumi.dynamic.UpdateResult(outs=self._restart(news))
+            return pulumi.dynamic.UpdateResult(outs=self._restart(news, olds))
         carried = {key: _plain(olds.get(key)) for key in OUTPUT_KEYS}
         return pulumi.dynamic.UpdateResult(outs={**self._inputs_out(news), **carried})
 
@@ -158,10 +158,13 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
         outs["kubeconfig"] = rpc.wrap_rpc_secret(outs["kubeconfig"])
         return outs
 
-    def _restart(self, props: Mapping[str, Any]) -> dict[str, Any]:
+    def _restart(self, props: Mapping[str, Any], olds: Mapping[str, Any] | None = None) -> dict[str, Any]:
         from restart import run  # heavy: only where the cluster is needed
 
         request = RestartRequest.from_inputs(_plain_bag(props))
+        if olds is not None:
+            rolled_out = DeclaredDataPlane.from_inputs(_plain_bag(olds))
+            request = replace(request, removing=rolled_out.revisions - request.data_plane.revisions)
         try:
             outcome = run.run_restart(request, _progress)
         except RestartError as exc:

@@ -289,3 +289,17 @@ def test_a_namespace_outside_the_mesh_labelled_for_the_canary_is_reinjected_and_
     again = run_restart(request, lambda _line: None, retry=FAST)
     assert again.restarted == ()
     assert team_web in again.skipped["alreadyMatching"]
+
+
+def test_a_tenants_pod_on_a_revision_of_its_own_blocks_no_update(mesh: Mesh) -> None:
+    """A bare pod outside the mesh labelled `istio.io/rev: zzz`, with a container named `istio-proxy`: no revision
+    of this stack, none this update removes, so a CNI switch restarts the mesh and succeeds."""
+    tenant = mesh.namespaces.create("tenant")
+    squatter = pod("squatter")
+    squatter["metadata"]["labels"] = {"istio.io/rev": "zzz"}
+    squatter["spec"]["containers"].append({"name": "istio-proxy", "image": "example.com/not-istio:1"})
+    create(mesh.cluster.api, tenant, squatter)
+    mesh.cluster.injector.set_revision(DEFAULT_REVISION, tag=OLD, cni=False)
+    switched = mesh.apply(proxyImage=OLD_PROXY, cniEnabled=False)
+    assert switched["restarted"] == sorted(refs(mesh.shop, SHOP) + refs(mesh.payments, PAYMENTS))
+    assert "Pod/" + tenant + "/squatter" not in str(switched["manualRestart"])

@@ -634,10 +634,22 @@ def test_pods_left_on_a_removed_control_plane_that_cannot_be_rolled_are_stranded
     bare["metadata"]["labels"] = {"istio.io/rev": "1-30-3"}
     plan = plan_restart(
         declared(proxy=NEW_PROXY), pods=[rolled[2], bare], replicasets=[rolled[1]],
-        workloads=[("Deployment", rolled[0])],
+        workloads=[("Deployment", rolled[0])], removing=frozenset({"1-30-3"}),
     )  # fmt: skip
     assert plan.restart == (WorkloadRef("Deployment", "shop", "cart"),), "rolled onto the default"
     assert plan.stranded == {WorkloadRef("Pod", "shop", "debug"): ("1-30-3",)}
+
+
+def test_a_revision_this_update_does_not_remove_strands_nothing() -> None:
+    """A tenant's bare pod labelled with a revision of its own (`zzz`) is not this stack's to protect."""
+    squatter = pod("tenant", "squatter", redirect="istio-validation")
+    squatter["metadata"]["labels"] = {"istio.io/rev": "zzz"}
+    plan = plan_restart(declared(proxy=NEW_PROXY), pods=[squatter], replicasets=[], workloads=[])
+    assert plan.stranded == {}
+    removing = plan_restart(
+        declared(proxy=NEW_PROXY), pods=[squatter], replicasets=[], workloads=[], removing=frozenset({"zzz"})
+    )
+    assert removing.stranded == {WorkloadRef("Pod", "tenant", "squatter"): ("zzz",)}
 
 
 def test_outside_the_mesh_namespaces_any_declared_control_plane_is_accepted() -> None:

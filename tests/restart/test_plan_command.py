@@ -10,7 +10,12 @@ from localkube.cluster import Cluster
 from localkube.faults import FaultProxy
 from localkube.namespaces import Namespaces
 from localkube.workloads import create, deployment, pod
-from restart.__main__ import main
+from restart.__main__ import main, render
+from restart.kube import Listing
+from restart.objects import WorkloadRef
+from restart.plan import RestartPlan
+from restart.run import _installed_revisions
+from settings.data_plane import ControlPlane, DeclaredDataPlane
 from tests.restart.cluster_helpers import (
     INJECTION,
     inject_for_cni,
@@ -73,3 +78,21 @@ def test_a_forged_owner_name_cannot_forge_the_plan_or_a_workflow_command(
         "invalid(x\\x0a-\\x200\\x20workloads\\x20to\\x20restart\\x0a\\x0a\\x2a\\x2aAll\\x20clear\\x2c...)` "
         "(unsupportedOwner)"
     ) in out
+
+
+def test_the_plan_shows_pods_that_would_stop_the_update_and_installed_istiods_tell_what_is_removed() -> None:
+    istiods = Listing(
+        [
+            {"metadata": {"namespace": "istio-system", "name": name}}
+            for name in ("istiod", "istiod-1-30-3", "istio-ingressgateway")
+        ]
+        + [{"metadata": {"namespace": "team", "name": "istiod-zzz"}}],
+        "1",
+    )
+    assert _installed_revisions(istiods) == {"default", "1-30-3"}
+    debug = WorkloadRef("Pod", "shop", "debug")
+    plan = RestartPlan(fingerprint="f", restart=(), stranded={debug: ("1-30-3",)})
+    data_plane = DeclaredDataPlane(ControlPlane("default", "1.30.3", "docker.io/istio/proxyv2:1.30.3"))
+    out = render("dev", data_plane, plan)
+    assert "- 1 keep pods on a revision this update removes, and stop it until they are restarted or deleted by " in out
+    assert "  - `shop` (1): `Pod/debug` (1-30-3)\n" in out
