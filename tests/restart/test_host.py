@@ -27,6 +27,7 @@ from localkube.control_plane import ADMIN
 from localkube.faults import FaultProxy, is_watch
 from localkube.namespaces import Namespaces
 from localkube.rbac import grant
+from localkube.sidecar import PROXY
 from localkube.workloads import create as create_workloads
 from localkube.workloads import deployment, pods
 from restart.plan import cni_fingerprint
@@ -87,9 +88,9 @@ class Shop:
 
 
 def init_containers(cluster: Cluster, namespace: str, app: str) -> list[set[str]]:
-    """The init containers of each of `app`'s pods that is not on its way out."""
+    """The init containers of each of `app`'s pods that is not on its way out, but the native sidecar."""
     return [
-        {container["name"] for container in pod["spec"].get("initContainers", [])}
+        {container["name"] for container in pod["spec"].get("initContainers", [])} - {PROXY}
         for pod in pods(cluster.api, namespace, f"app={app}")
         if not pod["metadata"].get("deletionTimestamp")
     ]
