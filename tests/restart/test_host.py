@@ -233,6 +233,14 @@ def test_create_then_update_through_the_host(host: Host, shop: Shop) -> None:
     assert generations(cluster, namespace, [CART, WEB]) == {CART: before[CART] + 2, WEB: before[WEB] + 1}
     assert all_redirected_by(cluster, namespace, "istio-init")
 
+    # The exclusions mean nothing while the CNI stays off: the state is updated, the cluster is not touched.
+    seen_before = len(proxy.requests)
+    relisted = engine_view(checked(host, shop.inputs(cniEnabled=False, excludeNamespaces=[*shop.excluded, "legacy"])))
+    after_relist = update(host, engine_view(after_switch), relisted)
+    assert len(proxy.requests) == seen_before
+    assert after_relist["excludeNamespaces"] == sorted({*shop.excluded, "legacy"})
+    assert after_relist["fingerprint"] == after_switch["fingerprint"]
+
 
 @pytest.mark.cluster
 def test_a_failed_create_reports_why_without_the_kubeconfig(host: Host, namespaces: Namespaces, shop: Shop) -> None:
