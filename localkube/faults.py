@@ -1,7 +1,11 @@
 """A fault-injecting HTTPS proxy between a Kubernetes client and the real API server.
 
 Scripted faults (`proxy.add(Fault(...))`) hit the first N matching requests; the rest pass through, watches
-streamed event by event. Every request is logged, so tests can count what reached the server.
+streamed event by event. Every request is logged, so tests can count what reached the server, and how many were
+in flight at once (`max_in_flight`).
+
+A fault may also act on the server before the request reaches it (`before`: delete the object a PATCH addresses,
+roll a Deployment on between two lists...) and hold it (`delay`: server latency); kind `pass` does only that.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import ssl
 import sys
 import tempfile
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,7 +38,7 @@ import yaml
 
 from localkube.certs import serving_certificate
 
-Kind = Literal["status", "drop_before", "drop_after", "cut_watch", "gone_continue"]
+Kind = Literal["pass", "status", "body", "drop_before", "drop_after", "cut_watch", "watch_error", "gone_continue"]
 Query = Mapping[str, list[str]]
 
 # What kube-apiserver answers for an expired continue token (k8s.io/apiserver storage errors).
@@ -63,7 +69,13 @@ def _certificate() -> tuple[Path, Path, Path]:
 class Fault:
     """Hits the first `times` matching requests (None: all); `path` is a regex searched in the URL path.
 
-    `cut_watch` matches only watch requests, `gone_continue` only GETs carrying a continue token.
+    Kinds: `pass` forwards the request (after `before` and `delay`); `status` answers a Kubernetes Status error
+    `code` itself; `body` answers 200 with `body`; `drop_before` closes the connection without forwarding,
+    `drop_after` once the server answered; `cut_watch` breaks a watch's stream after `cut_watch_after` events;
+    `watch_error` sends, after `cut_watch_after` events, an ERROR event with a Status of `code` (410: "too old
+    resource version", as the API server does when its watch cache has moved on) and ends the stream;
+    `gone_continue` answers 410 to a list carrying a continue token. `cut_watch` and `watch_error` match only
+    watch requests, `gone_continue` only GETs with a continue token.
     """
 
     kind: Kind
@@ -75,7 +87,10 @@ class Fault:
     retry_after: int | datetime | None = None  # seconds, or an aware datetime sent as an HTTP date
     headers: Mapping[str, str] = field(default_factory=dict)
     message: str = ""
-    cut_watch_after: int = 1  # events passed through before the cut
+    cut_watch_after: int = 1  # events passed through before the cut or the ERROR event
+    body: bytes = b""  # of a "body" fault
+    before: Callable[[], None] | None = None  # run in the request's thread before anything else, e.g. a race
+    delay: float = 0.0  # seconds the request is held (after `before`): server latency
     fired: int = field(default=0, init=False)
 
     def matches(self, method: str, path: str, query: Query) -> bool:
@@ -83,7 +98,7 @@ class Fault:
             (self.times is None or self.fired < self.times)
             and self.method.upper() in ("*", method)
             and re.search(self.path, path) is not None
-            and (self.kind != "cut_watch" or is_watch(query))
+            and (self.kind not in ("cut_watch", "watch_error") or is_watch(query))
             and (self.kind != "gone_continue" or (method == "GET" and bool(query.get("continue", [""])[0])))
             and (self.query is None or self.query(query))
         )
@@ -112,6 +127,8 @@ class FaultProxy(ThreadingHTTPServer):
         self.faults: list[Fault] = []
         self.errors: list[str] = []  # unexpected failures inside the proxy: tests should expect none
         self._log: list[Seen] = []
+        self._in_flight: Counter[str] = Counter()
+        self._max_in_flight: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._closing = False
@@ -164,6 +181,20 @@ class FaultProxy(ThreadingHTTPServer):
             and reached_server in (None, seen.reached_server)
             for seen in self.requests
         )
+
+    def max_in_flight(self, method: str) -> int:
+        """The most requests with `method` the proxy held at once, from reading one until it was answered."""
+        with self._lock:
+            return self._max_in_flight[method.upper()]
+
+    def _enter(self, method: str) -> None:
+        with self._lock:
+            self._in_flight[method] += 1
+            self._max_in_flight[method] = max(self._max_in_flight[method], self._in_flight[method])
+
+    def _leave(self, method: str) -> None:
+        with self._lock:
+            self._in_flight[method] -= 1
 
     def kubeconfig(self, base: str) -> str:
         """The kubeconfig YAML `base` with every cluster pointed at the proxy, trusting the proxy's CA only."""
@@ -233,11 +264,25 @@ class _Handler(BaseHTTPRequestHandler):
         self.request.do_handshake()
 
     def do_any(self) -> None:
+        self.server._enter(self.command)
+        try:
+            self._handle()
+        finally:
+            self.server._leave(self.command)
+
+    def _handle(self) -> None:
         proxy, url = self.server, urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         fault = proxy._take(self.command, url.path, query)
         kind = fault.kind if fault is not None else None
+        if fault is not None and fault.before is not None:
+            try:
+                fault.before()
+            except Exception as exc:  # the test's own action failed: say so, then carry on as scripted
+                proxy.errors.append(f"{self.command} {url.path}: the fault's action failed: {exc!r}")
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)
 
         def record(status: int | None, reached: bool, upstream_status: int | None = None) -> None:
             with proxy._lock:  # before answering: a client that got its answer finds its request logged
@@ -251,6 +296,10 @@ class _Handler(BaseHTTPRequestHandler):
             code = 410 if kind == "gone_continue" else fault.code
             record(code, reached=False)
             self._answer_fault(fault, code)
+            return
+        if fault is not None and kind == "body":
+            record(200, reached=False)
+            self._send(200, fault.body)
             return
         headers = {name: value for name, value in self.headers.items() if name.lower() not in _HOP_HEADERS}
         upstream = http.client.HTTPSConnection(*proxy.upstream, context=proxy.upstream_context, timeout=10)
@@ -272,7 +321,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             record(response.status, reached=True, upstream_status=response.status)
-            self._relay(response, is_watch(query), fault.cut_watch_after if fault and kind == "cut_watch" else None)
+            stop = fault.cut_watch_after if fault and kind in ("cut_watch", "watch_error") else None
+            error = _error_event(fault.code) if fault and kind == "watch_error" and response.status == 200 else None
+            self._relay(response, is_watch(query), stop, error)
         finally:
             if upstream.sock is not None:
                 proxy._track(upstream.sock, keep=False)
@@ -280,8 +331,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_any  # noqa: N815 - http.server's names
 
-    def _relay(self, response: http.client.HTTPResponse, watch: bool, cut: int | None) -> None:
-        """Streams the response back as it arrives: chunk by chunk, a watch line (one event) by line."""
+    def _relay(
+        self, response: http.client.HTTPResponse, watch: bool, stop: int | None, error: bytes | None = None
+    ) -> None:
+        """Streams the response back as it arrives: chunk by chunk, a watch line (one event) by line.
+
+        After `stop` events the stream ends: with the `error` event and a proper end if given, else cut short.
+        """
         self.send_response_only(response.status, response.reason)
         for name, value in response.getheaders():
             if name.lower() not in _HOP_HEADERS:
@@ -292,14 +348,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the body ends when the connection does
         self.end_headers()
         events = 0
-        while data := response.readline() if watch else response.read1(65536):
-            self.wfile.write(b"%x\r\n%b\r\n" % (len(data), data) if response.chunked else data)
+        while stop is None or events < stop:
+            data = response.readline() if watch else response.read1(65536)
+            if not data:
+                break
+            self._write(data, response.chunked)
             events += 1
-            if cut is not None and events >= cut:
+        else:
+            if error is None:
                 self.close_connection = True  # no terminating chunk: the client sees the stream break
                 return
+            self._write(error, response.chunked)
+            self.close_connection = not response.chunked
         if response.chunked:
             self.wfile.write(b"0\r\n\r\n")
+
+    def _write(self, data: bytes, chunked: bool) -> None:
+        self.wfile.write(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
 
     def _answer_fault(self, fault: Fault, code: int) -> None:
         headers, details = dict(fault.headers), {}
@@ -316,13 +381,27 @@ class _Handler(BaseHTTPRequestHandler):
         """A Kubernetes `Status` error, as the API server writes one."""
         status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message}
         body = json.dumps({**status, "reason": reason, **({"details": details} if details else {}), "code": code})
+        self._send(code, body.encode(), headers)
+
+    def _send(self, code: int, body: bytes, headers: Any = None) -> None:
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body.encode())))
+        self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body.encode())
+        self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: the request log (`FaultProxy.requests`) says what happened."""
+
+
+def _error_event(code: int) -> bytes:
+    """A watch's ERROR event, as the API server sends one before it ends the stream."""
+    if code == 410:
+        reason, message = "Expired", "too old resource version: 1 (2)"
+    else:
+        reason, message = "InternalError", f"fault proxy: injected {code} in the watch"
+    status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+              "reason": reason, "code": code}  # fmt: skip
+    return json.dumps({"type": "ERROR", "object": status}).encode() + b"\n"

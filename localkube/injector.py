@@ -10,6 +10,15 @@ change at any time (`set_revision`, `set_tag`, `remove_revision`):
 - no such revision or tag: the pod is admitted unchanged, as when istiod has no webhook for it;
 - pods labelled or annotated `sidecar.istio.io/inject: "false"`, host-network pods, kube-system and
   kube-public, and pods already injected are left alone (istiod's injectRequired).
+
+In which form `istio-proxy` is injected (sidecar.py), the first of these that says decides:
+- the pod's annotation `sidecar.istio.io/nativeSidecar` (Istio's): "false" is the regular container, any other
+  value the native sidecar, as the injection template reads it;
+- the namespace's label `sidecar.istio.io/nativeSidecar` (the same rule; not Istio's, which has no namespace-level
+  switch: it stands for a namespace whose pods are all annotated, so tests can run a namespace in either form);
+- the revision's `native` (`set_revision(..., native=False)`: an istiod started with ENABLE_NATIVE_SIDECARS=false);
+- the injector's default, `set_native_sidecars` (True: istiod 1.30's default on Kubernetes that has native
+  sidecars, as every supported AKS version does).
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from kubernetes.client.exceptions import ApiException
 
 from localkube.certs import serving_certificate
 from localkube.raw import read_json
-from localkube.sidecar import INJECT, REVISION_LABEL, STATUS_ANNOTATION, Revision, injection_patch
+from localkube.sidecar import INJECT, NATIVE_SIDECAR, REVISION_LABEL, STATUS_ANNOTATION, Revision, injection_patch
 from localkube.webhook_server import WebhookServer
 
 DEFAULT_TAG = "default"
@@ -71,10 +80,11 @@ _WEBHOOKS: tuple[tuple[str, str, list[dict[str, Any]], list[dict[str, Any]]], ..
 
 @dataclass
 class InjectorState:
-    """Revisions and tags, as `state()` returns and `restore()` takes them."""
+    """Revisions, tags and the default sidecar form, as `state()` returns and `restore()` takes them."""
 
     revisions: dict[str, Revision] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    native_sidecars: bool = True
 
 
 class Injector:
@@ -99,10 +109,16 @@ class Injector:
 
     # State the tests change while the webhook runs.
     def set_revision(
-        self, name: str, hub: str = "docker.io/istio", tag: str = "1.30.3", cni: bool = True, variant: str | None = None
+        self,
+        name: str,
+        hub: str = "docker.io/istio",
+        tag: str = "1.30.3",
+        cni: bool = True,
+        variant: str | None = None,
+        native: bool | None = None,
     ) -> Revision:
         """Adds or replaces a revision: pods admitted from now on get its proxy."""
-        revision = Revision(name=name, hub=hub, tag=tag, cni=cni, variant=variant)
+        revision = Revision(name=name, hub=hub, tag=tag, cni=cni, variant=variant, native=native)
         with self._lock:
             self._state.revisions[name] = revision
         return revision
@@ -120,13 +136,19 @@ class Injector:
         with self._lock:
             self._state.tags.pop(tag, None)
 
+    def set_native_sidecars(self, enabled: bool) -> None:
+        """The form of revisions that do not set their own: native sidecars (True) or regular containers."""
+        with self._lock:
+            self._state.native_sidecars = enabled
+
     def state(self) -> InjectorState:
         with self._lock:
-            return InjectorState(dict(self._state.revisions), dict(self._state.tags))
+            state = self._state
+            return InjectorState(dict(state.revisions), dict(state.tags), state.native_sidecars)
 
     def restore(self, state: InjectorState) -> None:
         with self._lock:
-            self._state = InjectorState(dict(state.revisions), dict(state.tags))
+            self._state = InjectorState(dict(state.revisions), dict(state.tags), state.native_sidecars)
 
     def resolve(self, name: str) -> Revision | None:
         """The revision called `name`, else the one the tag `name` points at."""
@@ -240,23 +262,33 @@ class Injector:
         namespace = request.get("namespace") or pod["metadata"].get("namespace", "")
         if not _inject_required(pod, namespace):
             return []
-        revision = self.resolve(self._revision_name(path, pod, namespace))
+        # Read every time rather than cached: tests relabel namespaces and restart at once.
+        namespace_labels = self._namespace_labels(namespace)
+        revision = self.resolve(self._revision_name(path, pod, namespace_labels))
         if revision is None:
             return []
         if not request.get("dryRun"):
             with self._lock:
                 self._counts[(namespace, revision.name)] += 1
-        return injection_patch(pod, revision)
+        return injection_patch(pod, revision, native=self._native(pod, namespace_labels, revision))
 
-    def _revision_name(self, path: str, pod: dict[str, Any], namespace: str) -> str:
+    def _native(self, pod: dict[str, Any], namespace_labels: dict[str, str], revision: Revision) -> bool:
+        for switches in (pod["metadata"].get("annotations") or {}, namespace_labels):
+            if NATIVE_SIDECAR in switches:
+                return str(switches[NATIVE_SIDECAR]) != "false"
+        if revision.native is not None:
+            return revision.native
+        with self._lock:
+            return self._state.native_sidecars
+
+    def _revision_name(self, path: str, pod: dict[str, Any], namespace_labels: dict[str, str]) -> str:
         if path == "/inject/rev-namespace":
-            return self._namespace_labels(namespace).get(REVISION_LABEL, "")
+            return namespace_labels.get(REVISION_LABEL, "")
         if path == "/inject/rev-object":
             return str((pod["metadata"].get("labels") or {}).get(REVISION_LABEL, ""))
         return DEFAULT_TAG  # /inject/namespace and /inject/object
 
     def _namespace_labels(self, namespace: str) -> dict[str, str]:
-        # Read every time rather than cached: tests relabel namespaces and restart at once.
         try:
             namespace_object = read_json(self._core.read_namespace(namespace, _preload_content=False))
         except ApiException as exc:

@@ -330,13 +330,23 @@ def _running_status(pod: Pod, pod_ip: str, host_ip: str) -> dict[str, Any]:
             {"type": kind, "status": "True", "lastTransitionTime": now, "lastProbeTime": None}
             for kind in _READY_CONDITIONS
         ],
+        # A native sidecar (`restartPolicy: Always`) keeps running beside the containers; the others have exited.
         "initContainerStatuses": [
             {
                 "name": container["name"],
                 **ids(container),
                 "ready": True,
                 "restartCount": 0,
-                "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}},
+                **(
+                    {"started": True, "state": {"running": {"startedAt": now}}}
+                    if container.get("restartPolicy") == "Always"
+                    else {
+                        "started": False,
+                        "state": {
+                            "terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}
+                        },
+                    }
+                ),
             }
             for container in spec.get("initContainers", [])
         ],

@@ -1,10 +1,15 @@
 """What istiod's injector does to a pod, as a JSONPatch: the parts of injection-template.yaml tests look at.
 
 Reference: ../shared/reference/istio-1.30.3/charts/istiod/files/injection-template.yaml, trimmed (fewer env
-variables, volumes and probes): pod size is what 2,000-pod tests pay for on every write. Without native
-sidecars (v1.24 has none) `istio-proxy` is a regular container, appended; the init container is
-`istio-validation` (moved first, no added capabilities) when the revision uses the Istio CNI plugin, else
-`istio-init` (moved last, adds NET_ADMIN and NET_RAW: it writes the pod's iptables itself).
+variables, volumes and probes): pod size is what 2,000-pod tests pay for on every write. The redirection's init
+container is `istio-validation` (no added capabilities) when the revision uses the Istio CNI plugin, else
+`istio-init` (adds NET_ADMIN and NET_RAW: it writes the pod's iptables itself). Then, as istiod orders them
+(pkg/kube/inject `reorderPod`):
+- native sidecars (istiod's default on Kubernetes that has them): `istio-proxy` is an init container with
+  `restartPolicy: Always`; the redirection's container first, `istio-proxy` second, the pod's own init containers
+  after them, so that those already run in the mesh;
+- the regular-container form: `istio-proxy` is a container, appended; `istio-validation` moved first (nothing may
+  run before the check), `istio-init` last (the pod's own init containers run before iptables redirects them).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ INIT = "istio-init"
 STATUS_ANNOTATION = "sidecar.istio.io/status"
 REVISION_LABEL = "istio.io/rev"
 INJECT = "sidecar.istio.io/inject"
+NATIVE_SIDECAR = "sidecar.istio.io/nativeSidecar"
 _PROXY_UID = 1337
 
 JsonPatch = list[dict[str, Any]]
@@ -34,6 +40,8 @@ class Revision:
     tag: str = "1.30.3"
     cni: bool = True
     variant: str | None = None
+    native: bool | None = None
+    """Whether this istiod injects native sidecars (its ENABLE_NATIVE_SIDECARS); None: the injector's default."""
 
     @property
     def image(self) -> str:
@@ -45,15 +53,26 @@ def pointer_token(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def injection_patch(pod: Mapping[str, Any], revision: Revision) -> JsonPatch:
-    """The JSONPatch that injects `revision`'s sidecar into `pod` (the object of a pod CREATE review)."""
+def injection_patch(pod: Mapping[str, Any], revision: Revision, *, native: bool = True) -> JsonPatch:
+    """The JSONPatch that injects `revision`'s sidecar into `pod` (the object of a pod CREATE review).
+
+    `native`: `istio-proxy` as a native sidecar (an init container with `restartPolicy: Always`), else as a
+    regular container.
+    """
     meta, spec = pod.get("metadata", {}), pod.get("spec", {})
     labels, annotations = meta.get("labels"), meta.get("annotations")
     init = _validation_container(revision) if revision.cni else _init_container(revision)
+    proxy = _proxy_container(revision)
     volumes = _volumes()
+    if native:
+        proxy["restartPolicy"] = "Always"
+        init_containers, containers = [init, proxy], []
+    else:
+        init_containers, containers = [init], [proxy]
     status = {
-        "initContainers": [init["name"]],
-        "containers": [PROXY],
+        "initContainers": [container["name"] for container in init_containers],
+        # istiod lists the template's containers: none in the native form (Go's nil slice, JSON null).
+        "containers": [container["name"] for container in containers] or None,
         "volumes": [volume["name"] for volume in volumes],
         "imagePullSecrets": None,
         "revision": revision.name,
@@ -75,9 +94,8 @@ def injection_patch(pod: Mapping[str, Any], revision: Revision) -> JsonPatch:
     return [
         *_map_ops("/metadata/labels", labels, new_labels),
         *_map_ops("/metadata/annotations", annotations, new_annotations),
-        # Istio moves istio-validation first (nothing may run before the check) and istio-init last.
-        *_list_ops("/spec/initContainers", spec.get("initContainers"), [init], first=revision.cni),
-        *_list_ops("/spec/containers", spec.get("containers"), [_proxy_container(revision)], first=False),
+        *_list_ops("/spec/initContainers", spec.get("initContainers"), init_containers, first=native or revision.cni),
+        *_list_ops("/spec/containers", spec.get("containers"), containers, first=False),
         *_list_ops("/spec/volumes", spec.get("volumes"), volumes, first=False),
     ]
 
@@ -90,6 +108,8 @@ def _map_ops(path: str, current: Mapping[str, str] | None, additions: Mapping[st
 
 
 def _list_ops(path: str, current: Sequence[Any] | None, items: Sequence[Any], *, first: bool) -> JsonPatch:
+    if not items:
+        return []
     if current is None:
         return [{"op": "add", "path": path, "value": list(items)}]
     if first:

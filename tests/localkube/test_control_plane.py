@@ -19,7 +19,7 @@ from localkube.cluster import DEFAULT_REVISION, Cluster
 from localkube.control_plane import ControlPlane, StartupError
 from localkube.namespaces import Namespaces
 from localkube.rbac import grant
-from localkube.sidecar import INIT, PROXY, STATUS_ANNOTATION, VALIDATION
+from localkube.sidecar import INIT, NATIVE_SIDECAR, PROXY, STATUS_ANNOTATION, VALIDATION
 from localkube.waiting import pod_ready, rollout_complete, wait_for, wait_for_rollout
 
 pytestmark = pytest.mark.cluster
@@ -37,14 +37,17 @@ def containers(pod: Mapping[str, Any], key: str = "containers") -> dict[str, dic
 
 
 def assert_injected(pod: Mapping[str, Any], revision: str, image: str, init: str = VALIDATION) -> None:
+    """Injected by `revision` as istiod 1.30 does by default: `istio-proxy` a native sidecar after `init`."""
     assert pod["metadata"]["labels"]["istio.io/rev"] == revision
-    assert containers(pod)[PROXY]["image"] == image
-    assert list(containers(pod, "initContainers")) == [init]
+    assert list(containers(pod)) == ["app"]
+    assert list(containers(pod, "initContainers")) == [init, PROXY]
+    assert containers(pod, "initContainers")[PROXY]["restartPolicy"] == "Always"
+    assert containers(pod, "initContainers")[PROXY]["image"] == image
     assert containers(pod, "initContainers")[init]["image"] == image
+    assert "restartPolicy" not in containers(pod, "initContainers")[init]
     status = json.loads(pod["metadata"]["annotations"][STATUS_ANNOTATION])
     assert status["revision"] == revision
-    assert status["initContainers"] == [init]
-    assert status["containers"] == [PROXY]
+    assert status["initContainers"] == [init, PROXY]
 
 
 def test_deployment_in_an_injected_namespace_becomes_available_with_sidecars(
@@ -63,9 +66,56 @@ def test_deployment_in_an_injected_namespace_becomes_available_with_sidecars(
         assert pod["spec"]["nodeName"] in cluster.nodes
         assert_injected(pod, DEFAULT_REVISION, "docker.io/istio/proxyv2:1.30.3")
         assert "add" not in containers(pod, "initContainers")[VALIDATION]["securityContext"]["capabilities"]
-    # Application container first, proxy appended, as without native sidecars.
-    assert list(containers(pods[0])) == ["app", PROXY]
+    # The played kubelet reports the native sidecar running beside the app, its other init container done.
+    statuses = {status["name"]: status for status in pods[0]["status"]["initContainerStatuses"]}
+    assert statuses[PROXY]["started"] and "running" in statuses[PROXY]["state"]
+    assert statuses[VALIDATION]["state"]["terminated"]["exitCode"] == 0
     assert cluster.injector.injections(DEFAULT_REVISION, namespace) == 3
+
+
+def test_the_sidecar_form_is_native_unless_the_pod_namespace_or_revision_asks_for_a_container(
+    cluster: Cluster, namespaces: Namespaces
+) -> None:
+    """Istio's pod annotation wins, then the namespace's label of the same name, then the revision's setting."""
+    legacy = {NATIVE_SIDECAR: "false"}
+    own_init = {"name": "migrate", "image": workloads.PAUSE_IMAGE}
+
+    def template(app: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+        manifest = workloads.pod_template(app, annotations=annotations)
+        manifest["spec"]["initContainers"] = [own_init]
+        return manifest
+
+    native = namespaces.create("native", INJECTED)
+    regular = namespaces.create("regular", {**INJECTED, NATIVE_SIDECAR: "false"})
+    cluster.injector.set_revision("legacy", cni=False, native=False)
+    old_istiod = namespaces.create("old-istiod", {"istio.io/rev": "legacy"})
+    workloads.create(
+        cluster.api,
+        native,
+        workloads.deployment("default", template=template("default")),
+        workloads.deployment("opted-out", template=template("opted-out", legacy)),
+    )
+    workloads.create(
+        cluster.api,
+        regular,
+        workloads.deployment("default", template=template("default")),
+        workloads.deployment("opted-in", template=template("opted-in", {NATIVE_SIDECAR: "true"})),
+    )
+    workloads.create(cluster.api, old_istiod, workloads.deployment("default", template=template("default")))
+    for namespace, app in ((native, "default"), (native, "opted-out"), (regular, "default"), (regular, "opted-in"),
+                           (old_istiod, "default")):  # fmt: skip
+        wait_for_rollout(cluster.api, "Deployment", namespace, app)
+
+    def form(namespace: str, app: str) -> tuple[list[str], list[str]]:
+        [pod] = live_pods(cluster.api, namespace, app)
+        assert pod_ready(pod)
+        return list(containers(pod, "initContainers")), list(containers(pod))
+
+    # Native: the redirection first, then the proxy, so that the pod's own init containers run in the mesh.
+    assert form(native, "default") == form(regular, "opted-in") == ([VALIDATION, PROXY, "migrate"], ["app"])
+    # A regular container: istio-validation still first, istio-init after the pod's own init containers.
+    assert form(native, "opted-out") == form(regular, "default") == ([VALIDATION, "migrate"], ["app", PROXY])
+    assert form(old_istiod, "default") == (["migrate", INIT], ["app", PROXY])
 
 
 def test_a_restartedat_patch_rolls_the_deployment_and_old_pods_terminate_gracefully(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import json
 import socket
@@ -30,6 +31,9 @@ pytestmark = pytest.mark.cluster
 
 CONFIGMAPS = r"/configmaps$"
 ONE_CONFIGMAP = r"/configmaps/[^/]+$"
+PUBLISHED = {"kube-root-ca.crt", "openshift-service-ca.crt"}
+"""The ConfigMaps the v1.36 controller-manager publishes into every namespace."""
+IN_NAMESPACE = {"a", "b", "c"} | PUBLISHED
 WATCH_SECONDS = 30  # server-side end of a watch: far longer than any event here takes to arrive
 
 
@@ -58,20 +62,18 @@ def direct(cluster: Cluster) -> client.CoreV1Api:
     return client.CoreV1Api(cluster.api)
 
 
-PUBLISHED = ("kube-root-ca.crt", "openshift-service-ca.crt")
-"""The CA bundles this build's controller-manager writes into every namespace (the second is OpenShift's)."""
-ALL = {"a", "b", "c", *PUBLISHED}
-
-
 @pytest.fixture
 def namespace(namespaces: Namespaces, direct: client.CoreV1Api) -> str:
-    """A namespace holding ConfigMaps a, b and c, and the CA bundles the controller-manager publishes."""
+    """A namespace holding ConfigMaps a, b and c (and the ones the controller-manager publishes)."""
     name = namespaces.create("faults")
     for item in "abc":
         direct.create_namespaced_config_map(name, {"metadata": {"name": item}, "data": {"value": "0"}})
-    # The controller-manager adds its CA bundles a moment after the namespace appears: wait for them, so that
-    # every test sees the same ConfigMaps.
-    wait_for(lambda: len(direct.list_namespaced_config_map(name).items) == len(ALL), what=", ".join(PUBLISHED))
+    # The controller-manager adds its ConfigMaps a moment after the namespace appears: wait for them, so that
+    # every test sees the same ones.
+    wait_for(
+        lambda: {item.metadata.name for item in direct.list_namespaced_config_map(name).items} == IN_NAMESPACE,
+        what=f"the ConfigMaps {sorted(PUBLISHED)}",
+    )
     return name
 
 
@@ -234,10 +236,10 @@ def test_urllib3_retries_a_dropped_get_but_not_a_patch(
 def test_cut_watch_after_n_events(proxy: FaultProxy, core: client.CoreV1Api, namespace: str) -> None:
     fault = proxy.add(Fault("cut_watch", "GET", CONFIGMAPS, cut_watch_after=2))
     # A plain list of the same path is not a watch: the fault leaves it alone.
-    assert len(core.list_namespaced_config_map(namespace).items) == len(ALL)
+    assert len(core.list_namespaced_config_map(namespace).items) == len(IN_NAMESPACE)
     events: list[str] = []
     with pytest.raises(urllib3.exceptions.ProtocolError):
-        # Without resource_version the server starts with an ADDED event per existing ConfigMap (four here).
+        # Without resource_version the server starts with an ADDED event per existing ConfigMap.
         for event in watch.Watch().stream(core.list_namespaced_config_map, namespace, timeout_seconds=WATCH_SECONDS):
             events.append(event["type"])
     assert events == ["ADDED", "ADDED"]
@@ -246,9 +248,54 @@ def test_cut_watch_after_n_events(proxy: FaultProxy, core: client.CoreV1Api, nam
     names = []
     for event in watch.Watch().stream(core.list_namespaced_config_map, namespace, timeout_seconds=WATCH_SECONDS):
         names.append(event["object"].metadata.name)
-        if len(names) == len(ALL):
+        if len(names) == len(IN_NAMESPACE):
             break
-    assert set(names) == ALL
+    assert set(names) == IN_NAMESPACE
+
+
+def test_watch_error_sends_an_error_event_after_n_events_and_ends_the_stream(
+    proxy: FaultProxy, core: client.CoreV1Api, namespace: str
+) -> None:
+    fault = proxy.add(Fault("watch_error", "GET", CONFIGMAPS, code=410, cut_watch_after=1))
+    raw = core.list_namespaced_config_map(namespace, watch=True, timeout_seconds=WATCH_SECONDS, _preload_content=False)
+    started = time.monotonic()
+    lines = [json.loads(line) for line in raw.data.splitlines()]  # the whole body: it ends after the error
+    assert time.monotonic() - started < WATCH_SECONDS
+    assert [event["type"] for event in lines] == ["ADDED", "ERROR"]
+    error = lines[1]["object"]
+    assert (error["kind"], error["reason"], error["code"]) == ("Status", "Expired", 410)
+    assert fault.fired == 1
+
+
+def test_before_runs_first_and_delay_holds_the_request_in_flight(
+    proxy: FaultProxy, core: client.CoreV1Api, direct: client.CoreV1Api, namespace: str
+) -> None:
+    # The object vanishes between the client's decision and its request reaching the server.
+    deleted = proxy.add(
+        Fault("pass", "PATCH", ONE_CONFIGMAP, before=lambda: direct.delete_namespaced_config_map("a", namespace))
+    )
+    with pytest.raises(ApiException) as raised:
+        core.patch_namespaced_config_map("a", namespace, {"data": {"value": "1"}})
+    assert raised.value.status == 404 and deleted.fired == 1
+    assert proxy.requests[-1].upstream_status == 404
+
+    proxy.add(Fault("pass", "PATCH", ONE_CONFIGMAP, delay=0.5, times=None))
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        patches = [
+            pool.submit(core.patch_namespaced_config_map, name, namespace, {"data": {"value": "2"}}) for name in "bc"
+        ]
+        assert [future.result().data for future in patches] == [{"value": "2"}] * 2
+    assert 0.5 <= time.monotonic() - started < 0.95, "held side by side, not one after the other"
+    assert proxy.max_in_flight("PATCH") == 2
+    assert proxy.max_in_flight("DELETE") == 0, "the action's own request went straight to the server"
+
+
+def test_body_answers_200_with_the_given_body(proxy: FaultProxy, core: client.CoreV1Api, namespace: str) -> None:
+    proxy.add(Fault("body", "GET", CONFIGMAPS, body=b'{"metadata": {}, "items": ["x"]}'))
+    raw = core.list_namespaced_config_map(namespace, _preload_content=False)
+    assert (raw.status, read_json(raw)) == (200, {"metadata": {}, "items": ["x"]})
+    assert proxy.count("GET", CONFIGMAPS, reached_server=False) == 1
 
 
 def test_gone_continue_expires_the_second_page(proxy: FaultProxy, core: client.CoreV1Api, namespace: str) -> None:

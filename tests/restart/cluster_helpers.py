@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from kubernetes import client
 
 from localkube.cluster import DEFAULT_REVISION, Cluster
 from localkube.faults import FaultProxy
 from localkube.namespaces import Namespaces
+from localkube.sidecar import PROXY
 from localkube.waiting import rollout_complete, wait_for
 from localkube.workloads import pods, read
 from restart.kube import RetryPolicy
 from restart.report import RestartOutcome
 from restart.request import RestartRequest
+from restart.resource import SidecarRestartProvider
 from restart.run import run_restart
-from settings.data_plane import ControlPlane, DeclaredDataPlane
 from tests.support.provider_host import inputs
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=3.0, request_timeout=10.0, watch_window=2.0)
 """Retries in milliseconds, so a test of the retry rules takes seconds."""
 
 INJECTION = {"istio-injection": "enabled"}
+BOTH_FORMS = pytest.mark.parametrize("sidecar_form", ["native", "container"], indirect=True)
+"""Runs the test with istiod injecting native sidecars, then regular `istio-proxy` containers."""
 RBAC_FILE = Path(__file__).resolve().parents[2] / "docs/restart-rbac.yaml"
 Workload = tuple[str, str]
 """(kind, name) in the test's namespace."""
@@ -75,6 +79,24 @@ def redirections(cluster: Cluster, namespace: str) -> dict[str, set[str]]:
     }
 
 
+def sidecars(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pod's `istio-proxy`, in either form: a container, or a native sidecar (`restartPolicy: Always`)."""
+    spec = pod["spec"]
+    return [c for c in spec.get("containers", []) if c["name"] == PROXY] + [
+        c for c in spec.get("initContainers", []) if c["name"] == PROXY and c.get("restartPolicy") == "Always"
+    ]
+
+
+def sidecar_forms(cluster: Cluster, namespace: str) -> set[str]:
+    """The forms (`native`, `container`) of the sidecars of the running pods of a namespace."""
+    return {
+        "native" if c["name"] in {i["name"] for i in p["spec"].get("initContainers", [])} else "container"
+        for p in pods(cluster.api, namespace)
+        if not p["metadata"].get("deletionTimestamp") and p.get("status", {}).get("phase") == "Running"
+        for c in sidecars(p)
+    }
+
+
 def all_redirected_by(cluster: Cluster, namespace: str, container: str) -> bool:
     found = redirections(cluster, namespace)
     return bool(found) and all(container in names for names in found.values())
@@ -96,15 +118,25 @@ def read_only_rules() -> list[dict[str, Any]]:
     return [{**rule, "verbs": [verb for verb in rule["verbs"] if verb != "patch"]} for rule in rbac_rules()]
 
 
+def request_from(props: dict[str, Any]) -> RestartRequest:
+    """The request the provider runs for a property bag; inputs its check refuses fail the test."""
+    failures = SidecarRestartProvider().check({}, props).failures or []
+    assert not failures, [(failure.property, failure.reason) for failure in failures]
+    return RestartRequest.from_inputs(props)
+
+
 def run_via_proxy(
-    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy, user: str = "admin", **overrides: Any
+    cluster: Cluster,
+    namespaces: Namespaces,
+    proxy: FaultProxy,
+    user: str = "admin",
+    *,
+    page_size: int = 500,
+    log: Callable[[str], None] = lambda _line: None,
+    **inputs: Any,
 ) -> RestartOutcome:
-    """One restart run through `proxy`, confined to this test's namespaces (`page_size` and request fields)."""
-    kubeconfig = proxy.kubeconfig(overrides.pop("kubeconfig", None) or cluster.kubeconfig(user))
-    page_size = overrides.pop("page_size", 500)
-    data_plane = DeclaredDataPlane(
-        default=ControlPlane(DEFAULT_REVISION, "", ""), exclude_namespaces=frozenset(others(cluster, namespaces))
-    )
-    options: dict[str, Any] = {"max_concurrent": 4, "wait_for_rollout": False, "timeout_seconds": 60, **overrides}
-    request = RestartRequest(kubeconfig=kubeconfig, data_plane=data_plane, **options)
-    return run_restart(request, lambda _message: None, retry=FAST, page_size=page_size)
+    """One restart run through `proxy`, confined to this test's namespaces; `inputs` are the resource's inputs."""
+    kubeconfig = proxy.kubeconfig(inputs.pop("kubeconfig", None) or cluster.kubeconfig(user))
+    values = {"maxConcurrent": 4, "waitForRollout": False, "timeoutSeconds": 60, **inputs}
+    props = restart_inputs(cluster, namespaces, kubeconfig=kubeconfig, **values)
+    return run_restart(request_from(props), log, retry=FAST, page_size=page_size)

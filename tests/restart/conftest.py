@@ -8,14 +8,6 @@ import pytest
 
 from localkube.cluster import Cluster
 from localkube.faults import FaultProxy
-from tests.support.kube_emulator import KubeEmulator
-
-
-@pytest.fixture
-def emulator() -> Iterator[KubeEmulator]:
-    """A cluster whose istiod serves the CNI setting: finished rollouts leave `istio-validation` pods."""
-    with KubeEmulator(rollout_delay=0.02, reinject="istio-validation") as emu:
-        yield emu
 
 
 @pytest.fixture
@@ -24,3 +16,14 @@ def proxy(cluster: Cluster) -> Iterator[FaultProxy]:
     with FaultProxy(cluster.control_plane.server, cluster.control_plane.ca_file) as started:
         yield started
         assert started.errors == []
+
+
+@pytest.fixture
+def sidecar_form(request: pytest.FixtureRequest, cluster: Cluster) -> str:
+    """The form istiod injects `istio-proxy` in during the test: `native` (its default) or `container`.
+
+    Parametrize a test over both with `BOTH_FORMS` (cluster_helpers.py); the `cluster` fixture restores the default.
+    """
+    form: str = getattr(request, "param", "native")
+    cluster.injector.set_native_sidecars(form == "native")
+    return form

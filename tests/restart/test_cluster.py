@@ -17,11 +17,13 @@ from kubernetes import client
 from localkube.cluster import Cluster
 from localkube.namespaces import Namespaces
 from localkube.rbac import grant
+from localkube.sidecar import NATIVE_SIDECAR
 from localkube.waiting import rollout_complete, wait_for
-from localkube.workloads import create, daemonset, deployment, job, pod, read, replicaset, statefulset
+from localkube.workloads import create, daemonset, deployment, job, pod, pod_template, read, replicaset, statefulset
 from restart.objects import FINGERPRINT_ANNOTATION, RESTARTED_AT_ANNOTATION
 from restart.plan import fingerprint
 from tests.restart.cluster_helpers import (
+    BOTH_FORMS,
     INJECTION,
     all_redirected_by,
     generations,
@@ -31,8 +33,10 @@ from tests.restart.cluster_helpers import (
     read_only_rules,
     redirections,
     refs,
+    request_from,
     restart_inputs,
     rolled_out,
+    sidecar_forms,
 )
 from tests.support.provider_host import Host, as_dict, checked, clear_text_places, engine_view, update
 from tests.support.provider_host import create as host_create
@@ -42,14 +46,16 @@ pytestmark = pytest.mark.cluster
 ROLLED = (("Deployment", "cart"), ("StatefulSet", "db"), ("DaemonSet", "agent"))
 
 
+@BOTH_FORMS
 def test_the_cni_switch_reinjects_every_workload_both_ways(
-    cluster: Cluster, namespaces: Namespaces, host: Host
+    cluster: Cluster, namespaces: Namespaces, host: Host, sidecar_form: str
 ) -> None:
     inject_for_cni(cluster, False)
     shop = namespaces.create("shop", INJECTION)
     create(cluster.api, shop, deployment("cart", 3), statefulset("db", 2), daemonset("agent"))
     rolled_out(cluster, shop, ROLLED)
     assert all_redirected_by(cluster, shop, "istio-init")
+    assert sidecar_forms(cluster, shop) == {sidecar_form}
     before = generations(cluster, shop, ROLLED)
 
     inject_for_cni(cluster, True)
@@ -61,6 +67,7 @@ def test_the_cni_switch_reinjects_every_workload_both_ways(
     assert generations(cluster, shop, ROLLED) == {ref: generation + 1 for ref, generation in before.items()}
     assert all_redirected_by(cluster, shop, "istio-validation"), redirections(cluster, shop)
     assert len(redirections(cluster, shop)) == 3 + 2 + len(cluster.nodes)
+    assert sidecar_forms(cluster, shop) == {sidecar_form}
     template = read(cluster.api, "Deployment", shop, "cart")["spec"]["template"]["metadata"]["annotations"]
     assert template[RESTARTED_AT_ANNOTATION] == created["restartedAt"]
     assert template[FINGERPRINT_ANNOTATION] == created["fingerprint"]
@@ -73,8 +80,9 @@ def test_the_cni_switch_reinjects_every_workload_both_ways(
     assert all_redirected_by(cluster, shop, "istio-init"), redirections(cluster, shop)
 
 
+@BOTH_FORMS
 def test_what_cannot_be_rolled_is_reported_and_the_rest_skipped(
-    cluster: Cluster, namespaces: Namespaces, host: Host
+    cluster: Cluster, namespaces: Namespaces, host: Host, sidecar_form: str
 ) -> None:
     inject_for_cni(cluster, False)
     app = namespaces.create("app", INJECTION)
@@ -121,6 +129,36 @@ def test_what_cannot_be_rolled_is_reported_and_the_rest_skipped(
     assert f"Deployment/{infra}/collector" in skipped["excludedNamespace"]
     assert f"Deployment/{plain}/legacy" in skipped["noSidecar"]
     assert generations(cluster, app, before) == before, "nothing it reports is patched"
+    assert read(cluster.api, "Pod", app, "lonely")["metadata"].get("deletionTimestamp") is None, "nor deleted"
+    assert sidecar_forms(cluster, app) == {sidecar_form}
+
+
+def test_both_sidecar_forms_side_by_side_are_switched_and_keep_their_form(
+    cluster: Cluster, namespaces: Namespaces, host: Host
+) -> None:
+    """Native sidecars by default, regular containers where a pod or its namespace asks: one run handles both."""
+    inject_for_cni(cluster, False)
+    native = namespaces.create("native", INJECTION)
+    regular = namespaces.create("regular", {**INJECTION, NATIVE_SIDECAR: "false"})
+    opted_out = pod_template("legacy", annotations={NATIVE_SIDECAR: "false"})
+    create(cluster.api, native, deployment("cart", 2), deployment("legacy", template=opted_out), statefulset("db"))
+    create(cluster.api, regular, deployment("web"), daemonset("agent"))
+    in_native = (("Deployment", "cart"), ("Deployment", "legacy"), ("StatefulSet", "db"))
+    in_regular = (("Deployment", "web"), ("DaemonSet", "agent"))
+    rolled_out(cluster, native, in_native)
+    rolled_out(cluster, regular, in_regular)
+    assert sidecar_forms(cluster, native) == {"native", "container"}
+    assert sidecar_forms(cluster, regular) == {"container"}
+
+    inject_for_cni(cluster, True)
+    created = as_dict(host_create(host, engine_view(checked(host, restart_inputs(cluster, namespaces)))).properties)
+    assert created["restarted"] == sorted(refs(native, in_native) + refs(regular, in_regular))
+    for namespace in (native, regular):
+        assert all_redirected_by(cluster, namespace, "istio-validation"), redirections(cluster, namespace)
+    assert sidecar_forms(cluster, native) == {"native", "container"}
+    assert sidecar_forms(cluster, regular) == {"container"}
+    again = as_dict(host_create(host, engine_view(checked(host, restart_inputs(cluster, namespaces)))).properties)
+    assert again["restarted"] == [], "re-injected in either form: nothing left to do"
 
 
 def test_a_failed_run_and_its_rerun_restart_every_workload_exactly_once(
@@ -230,7 +268,6 @@ def test_thousands_of_pods_are_listed_through_real_continue_tokens(cluster: Clus
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from restart.request import RestartRequest
     from restart.run import run_restart
 
     inject_for_cni(cluster, False)
@@ -239,7 +276,7 @@ def test_thousands_of_pods_are_listed_through_real_continue_tokens(cluster: Clus
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(lambda index: create(cluster.api, crowd, pending_pod(f"p-{index:04d}")), range(count)))
     inject_for_cni(cluster, True)
-    request = RestartRequest.from_inputs(restart_inputs(cluster, namespaces))
+    request = request_from(restart_inputs(cluster, namespaces))
     outcome = run_restart(request, lambda _message: None, page_size=100)
     assert len(outcome.manual_restart["barePod"]) == count
     assert outcome.fingerprint == fingerprint(request.data_plane)

@@ -20,11 +20,13 @@ from localkube.faults import Fault, FaultProxy, is_watch
 from localkube.namespaces import Namespaces
 from localkube.workloads import create, deployment
 from restart.request import RestartError
+from restart.resource import SidecarRestartProvider
 from tests.restart.cluster_helpers import (
     FAST,
     INJECTION,
     generations,
     inject_for_cni,
+    restart_inputs,
     rolled_out,
 )
 from tests.restart.cluster_helpers import run_via_proxy as run
@@ -103,7 +105,7 @@ def test_a_patch_applied_but_unanswered_is_retried_harmlessly(
 ) -> None:
     before = generations(cluster, shop, APPS)
     proxy.add(Fault("drop_after", method="PATCH", path=PATCHES))
-    outcome = run(cluster, namespaces, proxy, wait_for_rollout=True)
+    outcome = run(cluster, namespaces, proxy, waitForRollout=True)
     assert len(outcome.restarted) == 3
     assert proxy.count("PATCH", PATCHES, reached_server=True) == 4
     # The retry carries the same timestamp: the real API server sees no change, so one rollout each.
@@ -114,7 +116,7 @@ def test_a_watch_cut_mid_stream_resumes_and_the_wait_completes(
     cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy, shop: str
 ) -> None:
     cut = proxy.add(Fault("cut_watch", method="GET", path=r"/deployments$", query=is_watch, cut_watch_after=1))
-    outcome = run(cluster, namespaces, proxy, wait_for_rollout=True)
+    outcome = run(cluster, namespaces, proxy, waitForRollout=True)
     assert len(outcome.restarted) == 3
     assert cut.fired == 1
     assert proxy.count("GET", r"/deployments$") >= 3, "the first list, the cut watch and the resumed one"
@@ -135,7 +137,7 @@ def test_persistent_server_errors_fail_after_a_bounded_number_of_attempts(
     before = generations(cluster, shop, APPS)
     proxy.add(Fault("status", method="PATCH", path=PATCHES, code=503, times=None))
     with pytest.raises(RestartError, match=r"gave up to patch deployments .* after 4 attempts: HTTP 503") as failed:
-        run(cluster, namespaces, proxy, max_concurrent=1)
+        run(cluster, namespaces, proxy, maxConcurrent=1)
     assert failed.value.restarted == ()
     assert "restarted 0 of 3 workloads" in str(failed.value)
     assert generations(cluster, shop, APPS) == before
@@ -150,6 +152,20 @@ def test_429_without_a_usable_retry_after_backs_off(
 ) -> None:
     proxy.add(Fault("status", method="PATCH", path=PATCHES, code=429, times=2, headers=headers))
     started = time.monotonic()
-    assert len(run(cluster, namespaces, proxy, max_concurrent=1).restarted) == 3
+    assert len(run(cluster, namespaces, proxy, maxConcurrent=1).restarted) == 3
     assert time.monotonic() - started < 10, "FAST's backoff is milliseconds, not a guessed Retry-After"
     assert proxy.count("PATCH", PATCHES) == 3 + 2
+
+
+def test_an_answer_nothing_expects_fails_wrapped_without_the_kubeconfig(
+    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy
+) -> None:
+    # A list whose items are not objects: no error of ours expects it.
+    proxy.add(Fault("body", "GET", r"^/api/v1/pods$", body=b'{"metadata": {}, "items": ["x"]}'))
+    provider = SidecarRestartProvider()
+    props = restart_inputs(cluster, namespaces, kubeconfig=proxy.kubeconfig(cluster.kubeconfig()))
+    with pytest.raises(RestartError, match=r"failed unexpectedly \(builtins.AttributeError\)") as caught:
+        provider.create(provider.check({}, props).inputs)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert cluster.control_plane.token() not in str(caught.value)
+    assert proxy.count("PATCH") == 0

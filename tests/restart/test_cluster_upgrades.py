@@ -24,15 +24,17 @@ from localkube.waiting import wait_for
 from localkube.workloads import create, daemonset, deployment, pod, pods, statefulset
 from restart.request import RestartError, RestartRequest
 from restart.run import run_restart
-from settings.data_plane import ControlPlane, DeclaredDataPlane
 from tests.restart.cluster_helpers import (
+    BOTH_FORMS,
     FAST,
     INJECTION,
     all_redirected_by,
     generations,
-    others,
+    request_from,
     restart_inputs,
     rolled_out,
+    sidecar_forms,
+    sidecars,
 )
 from tests.support.provider_host import Host, as_dict, checked, diff, engine_view, update
 from tests.support.provider_host import create as host_create
@@ -58,6 +60,8 @@ class Mesh:
     shop: str
     payments: str
     state: dict[str, Any]
+    form: str
+    """The sidecar form istiod injects: `native` or `container`."""
 
     def apply(self, **declared: Any) -> dict[str, Any]:
         """`pulumi up` of a stage: the restart updated from the last state to the inputs this stage declares."""
@@ -65,32 +69,30 @@ class Mesh:
         self.state = update(self.host, engine_view(self.state), news)
         return self.state
 
-    def request(
-        self, *, cni_enabled: bool = True, canary_namespaces: tuple[str, ...] = (), **options: Any
-    ) -> RestartRequest:
+    def request(self, **inputs: Any) -> RestartRequest:
         """A run on this mesh (its two namespaces) with a canary, called directly (not through the provider host)."""
-        data_plane = DeclaredDataPlane(
-            default=ControlPlane(DEFAULT_REVISION, OLD, OLD_PROXY),
-            canary=ControlPlane(CANARY, NEW, NEW_PROXY),
-            canary_namespaces=frozenset(canary_namespaces),
-            mesh_namespaces=frozenset((self.shop, self.payments)),
-            cni_enabled=cni_enabled,
-            exclude_namespaces=frozenset(others(self.cluster, self.namespaces)),
-        )
-        values: dict[str, Any] = {"timeout_seconds": 120, **options}
-        return RestartRequest(kubeconfig=self.cluster.kubeconfig(), data_plane=data_plane, **values)
+        values = {
+            "version": OLD,
+            "proxyImage": OLD_PROXY,
+            "canaryVersion": NEW,
+            "canaryRevision": CANARY,
+            "canaryProxyImage": NEW_PROXY,
+            "meshNamespaces": [self.shop, self.payments],
+            **inputs,
+        }
+        return request_from(restart_inputs(self.cluster, self.namespaces, **values))
 
     def move(self, suffix: str, labels: dict[str, str | None]) -> None:
         self.namespaces.label(suffix, labels)
 
     def sidecars(self, namespace: str) -> set[tuple[str, str]]:
-        """(revision, proxy image) of the running pods of a namespace."""
+        """(revision, proxy image) of the running pods of a namespace; each in the mesh's sidecar form."""
+        assert sidecar_forms(self.cluster, namespace) == {self.form}
         return {
             (p["metadata"]["labels"].get("istio.io/rev", ""), container["image"])
             for p in pods(self.cluster.api, namespace)
             if not p["metadata"].get("deletionTimestamp") and p.get("status", {}).get("phase") == "Running"
-            for container in p["spec"]["containers"]
-            if container["name"] == "istio-proxy"
+            for container in sidecars(p)
         }
 
     def generations(self) -> dict[str, dict[tuple[str, str], int]]:
@@ -109,7 +111,8 @@ def canary_inputs(*on_canary: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def mesh(cluster: Cluster, namespaces: Namespaces, host: Host) -> Iterator[Mesh]:
+def mesh(cluster: Cluster, namespaces: Namespaces, host: Host, sidecar_form: str) -> Iterator[Mesh]:
+    """In the sidecar form the test asks for (`sidecar_form`: native unless parametrized)."""
     injector = cluster.injector
     saved = injector.state()
     injector.set_revision(DEFAULT_REVISION, tag=OLD, cni=True)
@@ -123,7 +126,7 @@ def mesh(cluster: Cluster, namespaces: Namespaces, host: Host) -> Iterator[Mesh]
     state = as_dict(host_create(host, news).properties)
     assert state["restarted"] == [], state["restartReasons"]  # every pod already runs the declared data plane
     try:
-        yield Mesh(cluster, namespaces, host, shop, payments, state)
+        yield Mesh(cluster, namespaces, host, shop, payments, state, sidecar_form)
     finally:
         injector.restore(saved)
 
@@ -140,6 +143,7 @@ def remove_canary(mesh: Mesh) -> None:
     mesh.cluster.injector.remove_revision(CANARY)
 
 
+@BOTH_FORMS
 def test_canary_then_promote_reinjects_each_namespace_once_per_move(mesh: Mesh) -> None:
     start = mesh.generations()
 
@@ -204,6 +208,7 @@ def test_an_in_place_upgrade_reinjects_every_workload_on_the_old_proxy(mesh: Mes
     assert mesh.sidecars(mesh.shop) == mesh.sidecars(mesh.payments) == {("default", NEW_PROXY)}
 
 
+@BOTH_FORMS
 def test_the_window_rolls_the_canarys_namespaces_first_one_rollout_at_a_time(mesh: Mesh) -> None:
     """maxConcurrent=1: each restart starts after the previous rollout finished and its pods were checked."""
     add_canary(mesh)
@@ -211,7 +216,7 @@ def test_the_window_rolls_the_canarys_namespaces_first_one_rollout_at_a_time(mes
     mesh.cluster.injector.set_revision(DEFAULT_REVISION, tag=OLD, cni=False)  # and a CNI switch, for every pod
     mesh.cluster.injector.set_revision(CANARY, tag=NEW, cni=False)
     lines: list[str] = []
-    request = mesh.request(cni_enabled=False, canary_namespaces=(mesh.payments,), max_concurrent=1)
+    request = mesh.request(cniEnabled=False, canaryNamespaces=[mesh.payments], maxConcurrent=1)
     outcome = run_restart(request, lines.append, retry=FAST)
     assert len(outcome.restarted) == 4
     events = [line.split(" ")[:2] for line in lines if line.startswith(("restarted ", "rolled out "))]
@@ -236,7 +241,7 @@ def test_a_bad_canary_stops_after_the_window_and_names_what_it_reached(
     )
     try:
         request = mesh.request(
-            canary_namespaces=(mesh.payments, mesh.shop), max_concurrent=2, timeout_seconds=4, slow_start=slow_start
+            canaryNamespaces=[mesh.payments, mesh.shop], maxConcurrent=2, timeoutSeconds=4, slowStart=slow_start
         )
         with pytest.raises(RestartError, match=r"rollouts did not finish within 4 s: .*No further restart") as caught:
             run_restart(request, lambda _line: None, retry=FAST)
@@ -246,6 +251,7 @@ def test_a_bad_canary_stops_after_the_window_and_names_what_it_reached(
     assert all(ref in str(caught.value) for ref in caught.value.restarted)
 
 
+@BOTH_FORMS
 def test_a_roll_back_fails_while_a_pod_it_cannot_restart_still_runs_on_the_canary(mesh: Mesh) -> None:
     """Pulumi would delete the canary's istiod next: the update stops first, naming the pod."""
     add_canary(mesh)
@@ -278,7 +284,7 @@ def test_a_namespace_outside_the_mesh_labelled_for_the_canary_is_reinjected_and_
 
     mesh.cluster.injector.set_revision(DEFAULT_REVISION, tag=OLD, cni=False)
     mesh.cluster.injector.set_revision(CANARY, tag=NEW, cni=False)
-    request = mesh.request(cni_enabled=False, canary_namespaces=(mesh.shop,))
+    request = mesh.request(cniEnabled=False, canaryNamespaces=[mesh.shop])
     outcome = run_restart(request, lambda _line: None, retry=FAST)
     team_web = f"Deployment/{team}/web"
     assert outcome.restarted == tuple(sorted([*refs(mesh.shop, SHOP), *refs(mesh.payments, PAYMENTS), team_web]))

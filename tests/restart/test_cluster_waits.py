@@ -7,7 +7,10 @@ old setting where a test needs an istiod that has not loaded the new one.
 
 from __future__ import annotations
 
+import json
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +26,12 @@ from restart.kube import FIELD_MANAGER
 from restart.objects import FINGERPRINT_ANNOTATION, RESTARTED_AT_ANNOTATION
 from restart.request import RestartError
 from tests.restart.cluster_helpers import (
+    BOTH_FORMS,
     INJECTION,
     inject_for_cni,
     rbac_rules,
     rolled_out,
+    sidecar_forms,
 )
 from tests.restart.cluster_helpers import run_via_proxy as run
 
@@ -117,21 +122,50 @@ def test_rejected_credentials_fail_without_showing_them(
     assert "stale-token-123" not in str(caught.value)
 
 
+def test_an_exec_plugin_kubeconfig_like_kubelogins_signs_every_request(
+    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """Entra ID clusters hand out a kubeconfig that runs kubelogin; the restart must work with one."""
+    shop = prepared(cluster, namespaces, "cart")
+    calls, plugin = tmp_path / "calls", tmp_path / "kubelogin"
+    credential = {
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+        "kind": "ExecCredential",
+        "status": {"token": cluster.control_plane.token()},
+    }
+    plugin.write_text(f"#!{sys.executable}\nopen({str(calls)!r}, 'a').write('x')\nprint({json.dumps(credential)!r})\n")
+    plugin.chmod(0o755)
+    document = yaml.safe_load(cluster.kubeconfig())
+    document["users"][0]["user"] = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": str(plugin),
+            "args": ["get-token", "--login", "azurecli"],
+        }
+    }
+    outcome = run(cluster, namespaces, proxy, kubeconfig=yaml.safe_dump(document))
+    assert outcome.restarted == (f"Deployment/{shop}/cart",)
+    assert calls.read_text(), "the plugin supplied the token"
+    assert [seen.upstream_status for seen in proxy.requests if seen.method == "PATCH"] == [200]
+
+
+@BOTH_FORMS
 def test_it_waits_with_one_watch_per_kind_then_checks_the_pods(
-    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy
+    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy, sidecar_form: str
 ) -> None:
     inject_for_cni(cluster, False)
     shop = namespaces.create("shop", INJECTION)
     create(cluster.api, shop, deployment("cart", 2), daemonset("agent"))
     rolled_out(cluster, shop, [("Deployment", "cart"), ("DaemonSet", "agent")])
     inject_for_cni(cluster, True)
-    outcome = run(cluster, namespaces, proxy, wait_for_rollout=True)
+    outcome = run(cluster, namespaces, proxy, waitForRollout=True)
     assert outcome.restarted == (f"DaemonSet/{shop}/agent", f"Deployment/{shop}/cart")
     watches = [seen.path.rsplit("/", 1)[-1] for seen in proxy.requests if is_watch(seen.query)]
     assert sorted(watches) == ["daemonsets", "deployments"]
     assert proxy.count("GET", r"^/api/v1/pods$") == 1, "the list that planned"
     assert proxy.count("GET", rf"^/api/v1/namespaces/{shop}/pods$") == 2, "each finished rollout's pods, checked"
     assert run(cluster, namespaces, proxy).restarted == (), "re-injected: a second run finds nothing to do"
+    assert sidecar_forms(cluster, shop) == {sidecar_form}
 
 
 def test_a_stuck_rollout_fails_naming_it_and_a_rerun_waits_for_it_again_without_restarting_it(
@@ -142,27 +176,31 @@ def test_a_stuck_rollout_fails_naming_it_and_a_rerun_waits_for_it_again_without_
     started = time.monotonic()
     pattern = rf"1 of 2 rollouts did not finish within 3 s: Deployment/{shop}/stuck\. No further restart"
     with pytest.raises(RestartError, match=pattern) as caught:
-        run(cluster, namespaces, proxy, wait_for_rollout=True, timeout_seconds=3)
+        run(cluster, namespaces, proxy, waitForRollout=True, timeoutSeconds=3)
     assert time.monotonic() - started < 15
     assert caught.value.restarted == (f"Deployment/{shop}/cart", f"Deployment/{shop}/stuck")
 
     # Still stuck: the re-run does not patch it again, waits for it, and fails again: never success early.
     with pytest.raises(RestartError, match=r"restarted nothing, then: 1 of 1 rollouts did not finish") as again:
-        run(cluster, namespaces, proxy, wait_for_rollout=True, timeout_seconds=3)
+        run(cluster, namespaces, proxy, waitForRollout=True, timeoutSeconds=3)
     assert again.value.restarted == ()
     skipped = run(cluster, namespaces, proxy).skipped
     assert skipped.get("restartedButStillMismatched") == [f"Deployment/{shop}/stuck"], skipped
 
-    # Once its pods start, the rollout goes through: the re-run succeeds, still without a second restart.
-    release()
-    outcome = run(cluster, namespaces, proxy, wait_for_rollout=True, timeout_seconds=60)
+    # The next re-run finds it still rolling; its pods start once that run waits for it (as it opens its watch):
+    # the rollout goes through and the re-run succeeds, still without a second restart.
+    released = proxy.add(Fault("pass", "GET", query=is_watch, before=release))
+    outcome = run(cluster, namespaces, proxy, waitForRollout=True, timeoutSeconds=60)
+    assert released.fired == 1
     assert outcome.restarted == ()
+    assert outcome.skipped.get("alreadyRestarted") == [f"Deployment/{shop}/stuck"], outcome.skipped
     assert proxy.count("PATCH") == 2
     assert read(cluster.api, "Deployment", shop, "stuck")["metadata"]["generation"] == 2
 
 
+@BOTH_FORMS
 def test_pods_injected_for_the_old_setting_fail_the_run_and_the_rerun(
-    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy
+    cluster: Cluster, namespaces: Namespaces, proxy: FaultProxy, sidecar_form: str
 ) -> None:
     shop = prepared(cluster, namespaces, "cart")
     inject_for_cni(cluster, False)  # istiod has not loaded the CNI setting: new pods get `istio-init` again
@@ -170,10 +208,10 @@ def test_pods_injected_for_the_old_setting_fail_the_run_and_the_rerun(
         rf"the rollout of Deployment/{shop}/cart finished, but its pods cart-\S+ do not run the declared data plane"
     )
     with pytest.raises(RestartError, match=pattern) as caught:
-        run(cluster, namespaces, proxy, wait_for_rollout=True)
+        run(cluster, namespaces, proxy, waitForRollout=True)
     assert caught.value.restarted == (f"Deployment/{shop}/cart",)
     with pytest.raises(RestartError, match=pattern):
-        run(cluster, namespaces, proxy, wait_for_rollout=True)
+        run(cluster, namespaces, proxy, waitForRollout=True)
     assert proxy.count("PATCH") == 1, "one change, one restart"
 
 
@@ -188,7 +226,7 @@ def test_a_deployment_past_its_progress_deadline_fails_the_wait_at_once(
     cluster.kubelets.never_ready(new_pods_of(shop, "broken"))
     started = time.monotonic()
     with pytest.raises(RestartError, match=rf"the rollout of Deployment/{shop}/broken failed: .*progress"):
-        run(cluster, namespaces, proxy, wait_for_rollout=True, timeout_seconds=90)
+        run(cluster, namespaces, proxy, waitForRollout=True, timeoutSeconds=90)
     assert time.monotonic() - started < 45, "failed when the controller said so, not at the timeout"
 
 
@@ -211,7 +249,7 @@ def test_a_forbidden_watch_fails_the_wait_promptly_while_another_kind_still_wait
     started = time.monotonic()
     try:
         with pytest.raises(RestartError, match=r"then: forbidden: cannot watch daemonsets.*No further restart") as c:
-            run(cluster, namespaces, proxy, user="restarter", wait_for_rollout=True, timeout_seconds=60)
+            run(cluster, namespaces, proxy, user="restarter", waitForRollout=True, timeoutSeconds=60)
     finally:
         revoke()
     assert time.monotonic() - started < 15, "the deployment watcher stops within its window"
@@ -227,6 +265,9 @@ def test_a_forbidden_watch_fails_the_wait_promptly_while_another_kind_still_wait
         pytest.param(Fault("status", method="GET", query=is_watch, code=410), id="http-410"),
         pytest.param(Fault("status", method="GET", query=is_watch, code=503), id="503"),
         pytest.param(Fault("drop_before", method="GET", query=is_watch), id="dropped"),
+        # What the API server sends a watch from a resourceVersion its watch cache has moved past.
+        pytest.param(Fault("watch_error", method="GET", code=410, cut_watch_after=0), id="expired-event"),
+        pytest.param(Fault("watch_error", method="GET", code=410, cut_watch_after=1), id="expired-mid-stream"),
     ],
 )
 def test_the_wait_survives_expired_and_dropped_watches(
@@ -234,7 +275,7 @@ def test_the_wait_survives_expired_and_dropped_watches(
 ) -> None:
     shop = prepared(cluster, namespaces, "cart")
     proxy.add(fault)
-    outcome = run(cluster, namespaces, proxy, wait_for_rollout=True)
+    outcome = run(cluster, namespaces, proxy, waitForRollout=True)
     assert outcome.restarted == (f"Deployment/{shop}/cart",)
     assert fault.fired == 1
     wait_for(lambda: read(cluster.api, "Deployment", shop, "cart")["status"].get("observedGeneration") == 2)
@@ -246,8 +287,7 @@ def test_a_failure_names_what_was_restarted_bounded_and_the_provider_keeps_it(
     names = [f"app-{index:02d}" for index in range(25)]
     shop = prepared(cluster, namespaces, *names)
     cluster.kubelets.never_ready(new_pods_of(shop, "app-00"))
-    with pytest.raises(
-        RestartError, match=rf"restarted 25 of 25 workloads \(Deployment/{shop}/app-00, .* and 5 more\)"
-    ) as c:
-        run(cluster, namespaces, proxy, wait_for_rollout=True, timeout_seconds=20, max_concurrent=10, slow_start=False)
+    expected = rf"restarted 25 of 25 workloads \(Deployment/{shop}/app-00, .* and 5 more\)"
+    with pytest.raises(RestartError, match=expected) as c:
+        run(cluster, namespaces, proxy, waitForRollout=True, timeoutSeconds=20, maxConcurrent=10, slowStart=False)
     assert len(c.value.restarted) == 25

@@ -27,6 +27,7 @@ from localkube.control_plane import ADMIN
 from localkube.faults import FaultProxy, is_watch
 from localkube.namespaces import Namespaces
 from localkube.rbac import grant
+from localkube.sidecar import PROXY
 from localkube.workloads import create as create_workloads
 from localkube.workloads import deployment, pods
 from restart.plan import fingerprint
@@ -96,9 +97,9 @@ class Shop:
 
 
 def init_containers(cluster: Cluster, namespace: str, app: str) -> list[set[str]]:
-    """The init containers of each of `app`'s pods that is not on its way out."""
+    """The init containers of each of `app`'s pods that is not on its way out, but the native sidecar."""
     return [
-        {container["name"] for container in pod["spec"].get("initContainers", [])}
+        {container["name"] for container in pod["spec"].get("initContainers", [])} - {PROXY}
         for pod in pods(cluster.api, namespace, f"app={app}")
         if not pod["metadata"].get("deletionTimestamp")
     ]
@@ -240,6 +241,14 @@ def test_create_then_update_through_the_host(host: Host, shop: Shop) -> None:
     assert proxy.count("PATCH") == proxy.count("PATCH", PATCHES, reached_server=True) == 3
     assert generations(cluster, namespace, [CART, WEB]) == {CART: before[CART] + 2, WEB: before[WEB] + 1}
     assert all_redirected_by(cluster, namespace, "istio-init")
+
+    # The exclusions mean nothing while the CNI stays off: the state is updated, the cluster is not touched.
+    seen_before = len(proxy.requests)
+    relisted = engine_view(checked(host, shop.inputs(cniEnabled=False, excludeNamespaces=[*shop.excluded, "legacy"])))
+    after_relist = update(host, engine_view(after_switch), relisted)
+    assert len(proxy.requests) == seen_before
+    assert after_relist["excludeNamespaces"] == sorted({*shop.excluded, "legacy"})
+    assert after_relist["fingerprint"] == after_switch["fingerprint"]
 
 
 @pytest.mark.cluster

@@ -35,9 +35,29 @@ from restart.report import group_by_reason, summarize
 from restart.request import name_list
 from restart.rollout import rollout_complete, rollout_failure
 from settings.data_plane import ControlPlane, DeclaredDataPlane
-from tests.support.kube_emulator import pod_template_spec
 
 EXCLUDED = ("istio-system", "kube-system", "kube-node-lease", "kube-public")
+PROXY_IMAGE = "docker.io/istio/proxyv2:1.30.3"
+
+
+def pod_template_spec(
+    app: str, *, sidecar: bool = True, redirect: str | None = "istio-init", native: bool = False
+) -> dict[str, Any]:
+    """A pod spec as istiod injects it, reduced to what planning reads (the full form: localkube/sidecar.py)."""
+    containers: list[dict[str, Any]] = [{"name": app, "image": f"example.com/{app}:1"}]
+    init: list[dict[str, Any]] = []
+    if sidecar:
+        if redirect is not None:
+            init.append({"name": redirect, "image": PROXY_IMAGE})
+        proxy: dict[str, Any] = {"name": "istio-proxy", "image": PROXY_IMAGE}
+        if native:
+            init.append({**proxy, "restartPolicy": "Always"})
+        else:
+            containers.append(proxy)
+    spec: dict[str, Any] = {"containers": containers}
+    if init:
+        spec["initContainers"] = init
+    return spec
 
 
 API_VERSIONS = {"Job": "batch/v1", "VirtualMachineInstance": "kubevirt.io/v1", "Rollout": "argoproj.io/v1alpha1"}
