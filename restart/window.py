@@ -345,7 +345,9 @@ class Window:
     def _stopped(self, tracker: Tracker, planned: int, restarted: list[WorkloadRef]) -> RestartError:
         rolling = sorted(tracker.rolling)
         done = tuple(str(ref) for ref in sorted(restarted))
-        first = f"restarted {len(done)} of {planned} workloads ({name_list(done)})" if done else "restarted nothing"
+        first = f"restarted {len(done)} of {planned} workloads" + (f" ({name_list(done)})" if done else "")
+        if not planned:
+            first = "restarted nothing"  # only workloads an earlier run restarted were awaited
         still = f"; still rolling out: {name_list(rolling)}" if rolling else ""
         then = " and waits for these" if self._wait else ""
         return RestartError(
