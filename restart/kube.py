@@ -174,18 +174,14 @@ class Cluster:
             return RestartError(f"forbidden: cannot {verb} {kind.plural} in {self._where(namespace)}: {message}")
         if exc.status == 401:
             return RestartError(
-                f"{self._server} rejected the kubeconfig's credentials "
-                f"(401 Unauthorized) to {verb} {kind.plural}"
+                f"{self._server} rejected the kubeconfig's credentials (401 Unauthorized) to {verb} {kind.plural}"
             )
         return RestartError(f"{verb} {kind.plural} in {self._where(namespace)} failed: HTTP {exc.status}: {message}")
 
     def _exhausted(self, verb: str, kind: Kind, namespace: str | None, exc: Exception | None) -> RestartError:
         attempts = self._retry.attempts
         if isinstance(exc, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError):
-            return RestartError(
-                f"{self._server} is unreachable ({attempts} attempts, "
-                f"{type(exc).__name__})"
-            )
+            return RestartError(f"{self._server} is unreachable ({attempts} attempts, {type(exc).__name__})")
         if isinstance(exc, ApiException):
             detail = f"HTTP {exc.status}: {_status_message(exc)}"
         else:
