@@ -468,6 +468,10 @@ class StackSettings:
     istio: IstioSettings
     mesh: MeshSettings
     restart: RestartSettings
+    secret_sections: frozenset[str] = frozenset()
+    """The config objects set as secrets (`pulumi config set --secret`, e.g. `istio`): what they contribute to
+    Helm release values and to the IstioOperator manifest is secret as a whole, since Pulumi marks the whole
+    object and not the values below it."""
 
     def __post_init__(self) -> None:
         """The rules that span sections."""

@@ -341,7 +341,7 @@ def parse_settings(
     `secret` names the objects set as secrets (`pulumi config set --secret`): their values never reach a message.
     """
     try:
-        return _parse_settings(stack, objects, location, root)
+        return _parse_settings(stack, objects, location, root, frozenset(secret) & frozenset(objects))
     except ConfigError as exc:
         hidden = [objects[name] for name in secret if name in objects]
         if not hidden:
@@ -349,7 +349,9 @@ def parse_settings(
         raise ConfigError(redacted(str(exc), hidden, [config_key(name) for name in secret])) from None
 
 
-def _parse_settings(stack: str, objects: Mapping[str, Any], location: str | None, root: Path | None) -> StackSettings:
+def _parse_settings(
+    stack: str, objects: Mapping[str, Any], location: str | None, root: Path | None, secret: frozenset[str]
+) -> StackSettings:
     unknown = sorted(set(objects) - set(SECTIONS))
     if unknown:
         raise unknown_key(config_key(unknown[0]), unknown[0], SECTIONS, "allowed keys are", config_key)
@@ -360,6 +362,7 @@ def _parse_settings(stack: str, objects: Mapping[str, Any], location: str | None
         istio=istio,
         mesh=parse_mesh(objects.get("mesh")),
         restart=parse_restart(objects.get("restart")),
+        secret_sections=secret,
     )
 
 
