@@ -25,7 +25,7 @@ upgrade_guard = IstioUpgradeGuard("istio-upgrade-guard", settings.istio, setting
 
 mesh = IstioMesh(
     "mesh",
-    IstioMeshArgs(settings.istio, settings.mesh, gated_by=[upgrade_guard]),
+    IstioMeshArgs(settings.istio, settings.mesh, gated_by=[upgrade_guard], secret_sections=settings.secret_sections),
     pulumi.ResourceOptions(providers=[cluster.provider]),
 )
 

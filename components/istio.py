@@ -48,6 +48,9 @@ class IstioMeshArgs:
     mesh: MeshSettings
     gated_by: Sequence[pulumi.Resource] = ()
     """What every child waits for: the upgrade guard, whose check refuses a bad move before anything changes."""
+    secret_sections: frozenset[str] = frozenset()
+    """The config objects set as secrets (`StackSettings.secret_sections`): with `istio` among them, the Istio
+    releases' values are secret; with `istio` or `mesh`, the IstioOperator manifest is."""
 
 
 def application_namespace_labels(cni_enabled: bool, on_canary: bool = False) -> dict[str, str]:
@@ -84,7 +87,7 @@ class IstioMesh(pulumi.ComponentResource):
     cni_exclude_namespaces: list[str]
     mesh_namespaces: pulumi.Output[list[str]]
     ingress_gateway_namespace: pulumi.Output[str] | None
-    operator_manifest: str
+    operator_manifest: pulumi.Output[str]
 
     def __init__(self, name: str, args: IstioMeshArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{PROJECT}:istio:IstioMesh", name, None, opts)
@@ -101,7 +104,17 @@ class IstioMesh(pulumi.ComponentResource):
             values["canary"] = canary_istiod_values(istio, tracing_mesh_config(istio))
         canary = istio.canary
         addons = addon_charts(istio)
-        self.operator_manifest = operator_manifest(istio, mesh)
+        # Pulumi says which config objects are secret, not which values below them: whatever a secret object
+        # gives Helm or the manifest is secret as a whole, so no part of it reaches the state or a preview in clear.
+        secret_values = "istio" in args.secret_sections
+        manifest = operator_manifest(istio, mesh)
+        secret_manifest = secret_values or "mesh" in args.secret_sections
+        self.operator_manifest = (
+            pulumi.Output.secret(manifest) if secret_manifest else pulumi.Output.from_input(manifest)
+        )
+
+        def release_values(chart_values: Mapping[str, Any]) -> pulumi.Input[Mapping[str, Any]]:
+            return pulumi.Output.secret(dict(chart_values)) if secret_values else dict(chart_values)
 
         system_namespace = core.Namespace(
             f"{name}-istio-system",
@@ -123,6 +136,7 @@ class IstioMesh(pulumi.ComponentResource):
             namespace: str = ISTIO_NAMESPACE,
             repository: str = ISTIO_CHART_REPOSITORY,
             version: str = istio.version,
+            istio_values: bool = True,
         ) -> helm.Release:
             return helm.Release(
                 f"{name}-{role}",
@@ -131,7 +145,7 @@ class IstioMesh(pulumi.ComponentResource):
                 version=version,
                 namespace=namespace,
                 repository_opts=helm.RepositoryOptsArgs(repo=repository),
-                values=dict(chart_values),
+                values=release_values(chart_values) if istio_values else dict(chart_values),
                 # A failed install or upgrade rolls back instead of leaving a half-applied release.
                 atomic=True,
                 cleanup_on_fail=True,
@@ -246,6 +260,7 @@ class IstioMesh(pulumi.ComponentResource):
                 addon_after,
                 repository=addon.repository,
                 version=addon.version,
+                istio_values=False,  # the addons' own values: fixed, and nothing from the config objects
             )
 
         self.rollout_dependencies = [

@@ -23,7 +23,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from settings.rules import PROJECT
-from settings.stack import ROOT, available_stacks, stack_config
+from settings.stack import ROOT, available_stacks, secure_keys, stack_config, without_ciphertext
 
 __all__ = ["ROOT", "available_stacks", "stack_config"]  # the tests and `make plan` read stacks through here
 
@@ -210,13 +210,16 @@ def run_program(
 
     `preview=True` behaves like `pulumi preview`: values the cloud computes stay unknown.
     `recorded` receives the registrations as they happen, so a failed run can be inspected too.
+    `secret_keys` are the keys set as secrets; a key holding a `secure:` value anywhere is one, as for the CLI
+    (the value itself, which only the CLI can decrypt, reads as `settings.stack.OFFLINE_SECRET`).
     """
     mocks = OfflineMocks(preview)
     monitor = RecordingMonitor(mocks, recorded)
     pulumi.runtime.settings.reset_options()
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(
-        {key: _config_value(value) for key, value in config.items()}, secret_keys=list(secret_keys)
+        {key: _config_value(without_ciphertext(value)) for key, value in config.items()},
+        secret_keys=sorted({*secret_keys, *secure_keys(config)}),
     )
 
     def body() -> None:

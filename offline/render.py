@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
 from typing import Any
@@ -89,38 +90,99 @@ def as_json(run: ProgramRun) -> str:
     return json.dumps(document, indent=2, sort_keys=True)
 
 
-def in_dependency_order(siblings: list[RecordedResource], run: ProgramRun) -> list[RecordedResource]:
-    """Siblings in the order they are applied (what they or their children need first), ties by name.
+class DependencyOrder:
+    """The order in which each resource's children (and the roots) are applied, computed once for a whole run.
 
-    Registration order varies from run to run (the SDK registers asynchronously); this order does not,
-    so two plans of the same program are byte-identical.
+    Registration order varies from run to run (the SDK registers asynchronously); this order does not, so two
+    plans of the same program are byte-identical.
+
+    A sibling needs another when something in its subtree depends on something in the other's (or uses it as its
+    provider). Such an edge matters only below the two resources' lowest common ancestor, so each edge is placed
+    once, at that ancestor's children: the work grows with the resources and their dependencies, not with their
+    product.
     """
-    by_urn = {r.urn: r for r in run.resources}
-    sibling_urns = {r.urn for r in siblings}
 
-    def sibling_of(urn: str) -> str | None:
-        while urn and urn not in sibling_urns:
-            urn = by_urn[urn].parent if urn in by_urn else ""
-        return urn or None
+    def __init__(self, run: ProgramRun) -> None:
+        by_urn = {r.urn: r for r in run.resources}
+        self._children: dict[str, list[RecordedResource]] = {}
+        for resource in by_urn.values():
+            # A parent outside the run (the stack) makes a root: the roots are the children of "".
+            parent = resource.parent if resource.parent in by_urn else ""
+            self._children.setdefault(parent, []).append(resource)
+        self._parent = {urn: (r.parent if r.parent in by_urn else "") for urn, r in by_urn.items()}
+        self._depth: dict[str, int] = {}
+        self._needs: dict[str, set[str]] = {urn: set() for urn in by_urn}
+        for resource in by_urn.values():
+            wanted = [*resource.dependencies]
+            if resource.provider:
+                wanted.append(resource.provider.rsplit("::", 1)[0])
+            for urn in wanted:
+                if urn in by_urn:
+                    self._place(resource.urn, urn)
+        self._ordered: dict[str, list[RecordedResource]] = {}
 
-    def needs(resource: RecordedResource) -> set[str]:
-        subtree = [r for r in run.resources if sibling_of(r.urn) == resource.urn]
-        wanted = {d for r in subtree for d in r.dependencies} | {
-            r.provider.rsplit("::", 1)[0] for r in subtree if r.provider
-        }
-        return {s for s in map(sibling_of, wanted) if s and s != resource.urn}
+    def _depth_of(self, urn: str) -> int:
+        chain = []
+        while urn and urn not in self._depth:
+            chain.append(urn)
+            urn = self._parent[urn]
+        depth = self._depth.get(urn, 0)
+        for item in reversed(chain):
+            depth += 1
+            self._depth[item] = depth
+        return depth
 
-    pending = sorted(siblings, key=lambda r: (r.name, r.type))  # names can repeat across types
-    requirements = {r.urn: needs(r) for r in pending}
-    done: set[str] = set()
-    ordered: list[RecordedResource] = []
-    while pending:
-        # A Pulumi program has no dependency cycle; should one appear, fall back to name order.
-        ready = next((r for r in pending if requirements[r.urn] <= done), pending[0])
-        pending.remove(ready)
-        done.add(ready.urn)
-        ordered.append(ready)
-    return ordered
+    def _place(self, dependent: str, dependency: str) -> None:
+        """The sibling holding `dependent` needs the sibling holding `dependency`, below their common parent."""
+        a, b = dependent, dependency
+        depth_a, depth_b = self._depth_of(a), self._depth_of(b)
+        while depth_a > depth_b:
+            a, depth_a = self._parent[a], depth_a - 1
+        while depth_b > depth_a:
+            b, depth_b = self._parent[b], depth_b - 1
+        if a == b:
+            return  # one contains the other: no order between siblings follows
+        while self._parent[a] != self._parent[b]:
+            a, b = self._parent[a], self._parent[b]
+        self._needs[a].add(b)
+
+    def children(self, parent: str) -> list[RecordedResource]:
+        """The children of `parent` (`""` for the roots) in the order they are applied, ties by name."""
+        if parent not in self._ordered:
+            self._ordered[parent] = self._order(self._children.get(parent, []))
+        return self._ordered[parent]
+
+    def _order(self, siblings: list[RecordedResource]) -> list[RecordedResource]:
+        # Each step takes the first sibling in name order whose needs are met; should a cycle appear (a Pulumi
+        # program has none), the first one left in name order.
+        pending = sorted(siblings, key=lambda r: (r.name, r.type))  # names can repeat across types
+        position = {r.urn: index for index, r in enumerate(pending)}
+        unmet = {r.urn: len(self._needs[r.urn]) for r in pending}
+        needed_by: dict[str, list[str]] = {}
+        for resource in pending:
+            for urn in self._needs[resource.urn]:
+                needed_by.setdefault(urn, []).append(resource.urn)
+        ready = [position[urn] for urn, count in unmet.items() if count == 0]
+        heapq.heapify(ready)
+        done: set[str] = set()
+        ordered: list[RecordedResource] = []
+        first_left = 0
+        while len(ordered) < len(pending):
+            while ready and pending[ready[0]].urn in done:
+                heapq.heappop(ready)
+            if ready:
+                chosen = pending[heapq.heappop(ready)]
+            else:
+                while pending[first_left].urn in done:
+                    first_left += 1
+                chosen = pending[first_left]
+            done.add(chosen.urn)
+            ordered.append(chosen)
+            for urn in needed_by.get(chosen.urn, []):
+                unmet[urn] -= 1
+                if unmet[urn] == 0 and urn not in done:
+                    heapq.heappush(ready, position[urn])
+        return ordered
 
 
 def as_text(run: ProgramRun) -> str:
@@ -131,11 +193,7 @@ def as_text(run: ProgramRun) -> str:
         f"secrets are shown as {SECRET_TEXT}.",
         "",
     ]
-    children: dict[str, list[RecordedResource]] = {}
-    for resource in run.resources:
-        children.setdefault(resource.parent, []).append(resource)
-    known = {r.urn for r in run.resources}
-    roots = in_dependency_order([r for r in run.resources if r.parent not in known], run)
+    order = DependencyOrder(run)
 
     def emit(resource: RecordedResource, depth: int) -> None:
         pad = "    " * depth
@@ -153,10 +211,10 @@ def as_text(run: ProgramRun) -> str:
         if details:
             body = _yaml(details)
             lines.extend(f"{pad}      {line}" for line in body.rstrip().splitlines())
-        for child in in_dependency_order(children.get(resource.urn, []), run):
+        for child in order.children(resource.urn):
             emit(child, depth + 1)
 
-    for root in roots:
+    for root in order.children(""):
         emit(root, 0)
     lines += ["", "Outputs:"]
     body = _yaml(_outputs(run))

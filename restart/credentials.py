@@ -36,17 +36,35 @@ class _CredentialSafeLog(logging.Filter):
 logging.getLogger().addFilter(_CredentialSafeLog())
 
 
+UNNAMED_SERVER = "the API server"
+"""How a server whose address cannot be shown safely is named."""
+
+
 def public_url(url: str) -> str:
-    """`url` without userinfo, query or fragment: what may be shown of a server address."""
+    """`url` without userinfo, query or fragment: what may be shown of a server address.
+
+    Only an http(s) URL with a host is shown. Anything else (`user:password@host:1` without a scheme parses as
+    scheme `user`, and a URL with control characters could forge log lines) reads as the API server.
+    """
+    if not isinstance(url, str) or len(url) > 2048 or not url.isprintable():
+        return UNNAMED_SERVER
     try:
         parts = urllib.parse.urlsplit(url)
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
-        return "the API server"
+        return UNNAMED_SERVER
     host = parts.hostname or ""
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return UNNAMED_SERVER
     if ":" in host:
         host = f"[{host}]"
     return urllib.parse.urlunsplit((parts.scheme, f"{host}{port}", parts.path, "", ""))
+
+
+def api_server(url: str) -> str:
+    """The server for a message: `the API server at https://host:443`, or `the API server`."""
+    shown = public_url(url)
+    return shown if shown == UNNAMED_SERVER else f"{UNNAMED_SERVER} at {shown}"
 
 
 """Names this program in the patched objects' `managedFields`, so a reader can tell who set the annotations."""

@@ -28,7 +28,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch import watch as kube_watch
 
-from restart.credentials import client_configuration, public_url
+from restart.credentials import api_server, client_configuration
 from restart.objects import WorkloadRef, slim_pod, slim_workload
 from restart.request import RestartError
 
@@ -122,7 +122,7 @@ class Cluster:
 
     def __init__(self, api_client: Any, server: str, retry: RetryPolicy, page_size: int) -> None:
         self._apis = {"core": client.CoreV1Api(api_client), "apps": client.AppsV1Api(api_client)}
-        self._server = public_url(server)
+        self._server = api_server(server)
         self._retry = retry
         self._page_size = page_size
 
@@ -174,18 +174,14 @@ class Cluster:
             return RestartError(f"forbidden: cannot {verb} {kind.plural} in {self._where(namespace)}: {message}")
         if exc.status == 401:
             return RestartError(
-                f"the API server at {self._server} rejected the kubeconfig's credentials "
-                f"(401 Unauthorized) to {verb} {kind.plural}"
+                f"{self._server} rejected the kubeconfig's credentials (401 Unauthorized) to {verb} {kind.plural}"
             )
         return RestartError(f"{verb} {kind.plural} in {self._where(namespace)} failed: HTTP {exc.status}: {message}")
 
     def _exhausted(self, verb: str, kind: Kind, namespace: str | None, exc: Exception | None) -> RestartError:
         attempts = self._retry.attempts
         if isinstance(exc, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError):
-            return RestartError(
-                f"the Kubernetes API server at {self._server} is unreachable ({attempts} attempts, "
-                f"{type(exc).__name__})"
-            )
+            return RestartError(f"{self._server} is unreachable ({attempts} attempts, {type(exc).__name__})")
         if isinstance(exc, ApiException):
             detail = f"HTTP {exc.status}: {_status_message(exc)}"
         else:

@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from settings.rules import config_key, show
+from settings.rules import config_key, show, show_key
 
 # --- The keys of Istio's charts ------------------------------------------------------------------
 
@@ -117,7 +117,7 @@ def unknown_extra_keys(pilot: Mapping[str, Any], global_values: Mapping[str, Any
     problems: list[str] = []
     for section, values, chart in sections:
         for unknown in unknown_below(values, data[section]):
-            name = config_key(f"istio.{section}.{unknown.path}")
+            name = config_key(f"istio.{section}.{show_key(unknown.path, 200)}")
             if unknown.map_over_scalar:
                 problems.append(f"{name}: a map is not allowed; in {chart} it is a single value")
             elif unknown.wrong_type:
@@ -164,6 +164,7 @@ def unknown_mesh_config_keys(mesh_config: Mapping[str, Any]) -> list[str]:
         close = difflib.get_close_matches(_camel(str(key)), MESH_CONFIG_FIELDS, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         problems.append(
-            f"{config_key('istio.meshConfig')}.{key}: not a field of Istio's MeshConfig; istiod would ignore it{hint}"
+            f"{config_key('istio.meshConfig')}.{show_key(key)}: not a field of Istio's MeshConfig; istiod would "
+            f"ignore it{hint}"
         )
     return problems

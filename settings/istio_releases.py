@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from settings.rules import RELEASE_VERSION, ConfigError, config_key
+from settings.rules import RELEASE_VERSION, ConfigError, config_key, show
 
 if TYPE_CHECKING:  # the declaration is built with this module's release rules: only its type is needed here
     from settings.data_plane import DeclaredDataPlane
@@ -30,7 +30,7 @@ def istio_release(version: Any) -> tuple[int, int, int] | None:
 
 def check_supported_version(version: Any, name: str = config_key("istio.version")) -> str:
     """`version` if it is an Istio release 1.24 or newer; otherwise a ConfigError naming `name`."""
-    shown = f"'{version}'" if isinstance(version, str) else repr(version)
+    shown = show(version)
     release = istio_release(version)
     if release is None:
         raise ConfigError(f"{name}: {shown} is not allowed; expected a release MAJOR.MINOR.PATCH, e.g. 1.30.3")

@@ -24,6 +24,7 @@ from settings.rules import (
     CLUSTER_NAME,
     DNS_LABEL,
     GUID,
+    IMAGE_REPOSITORY,
     K8S_VERSION,
     PROJECT,
     RELEASE_NAME,
@@ -33,13 +34,18 @@ from settings.rules import (
     ConfigError,
     check_location,
     config_key,
+    is_annotation_key,
+    matches,
     not_allowed,
     preexisting,
     require_choice,
+    require_count,
     require_match,
     require_names,
     require_range,
     show,
+    show_key,
+    show_names,
 )
 
 SYSTEM_NAMESPACES: tuple[str, ...] = ("istio-system", "kube-system", "kube-node-lease", "kube-public")
@@ -57,7 +63,23 @@ OTHER_RELEASE_NAMES = ("istio-base", "istio-cni", "istiod", "prometheus", "jaege
 """The Helm releases the program names itself (and `istiod-<revision>` for a canary): a gateway may not reuse one."""
 CANARY_MAX_MINORS = 2
 """Istio's canary upgrade may skip one minor release: the canary is at most two minors above `version`."""
+ANNOTATIONS_MAX_BYTES = 256 * 1024
+"""Kubernetes refuses an object whose annotations, keys and values together, exceed 256 KiB."""
 
+
+MAX_LIST_ITEMS: dict[str, int] = {
+    "mesh.namespaces": 5000,
+    "istio.canary.namespaces": 5000,
+    "istio.cni.excludeNamespaces": 1000,
+    "cluster.entraId.adminGroupObjectIds": 50,
+    "cluster.tags": 48,
+    "istio.gateway.serviceAnnotations": 100,
+}
+"""The most items each list or map setting takes (key below the project namespace), so a hostile or mistaken
+stack file cannot make a plan, the state or a chart's values grow without bound. Documented in
+docs/configuration.md: each mesh namespace is a resource of its own (and a group of workloads the restart
+compares); the CNI exclusions go into the CNI plugin's configuration on every node; Azure takes 50 tags on a
+resource, of which the program sets two."""
 
 __all__ = ["PROJECT", "ConfigError"]  # re-exported: the stack's settings in one import
 
@@ -125,6 +147,12 @@ class EntraIdSettings:
 
     def __post_init__(self) -> None:
         prefix = config_key("cluster.entraId")
+        require_count(
+            f"{prefix}.adminGroupObjectIds",
+            self.admin_group_object_ids,
+            MAX_LIST_ITEMS["cluster.entraId.adminGroupObjectIds"],
+            "groups",
+        )
         require_names(
             f"{prefix}.adminGroupObjectIds", self.admin_group_object_ids, GUID, "Entra ID group object IDs (GUIDs)"
         )
@@ -200,8 +228,9 @@ class ClusterSettings:
 
     def _check_tags(self) -> None:
         """Azure's rules for tags, and no tag the program sets itself (it would be overwritten silently)."""
+        require_count(config_key("cluster.tags"), self.tags, MAX_LIST_ITEMS["cluster.tags"], "tags")
         for name, value in self.tags.items():
-            key = f"{config_key('cluster.tags')}.{name}"
+            key = f"{config_key('cluster.tags')}.{show_key(name)}"
             if name.lower() in PROGRAM_TAGS:
                 raise ConfigError(
                     f"{key}: not allowed; the program sets it ({', '.join(PROGRAM_TAGS)} come from the stack): "
@@ -265,11 +294,12 @@ class CniSettings:
 
     def __post_init__(self) -> None:
         name = config_key("istio.cni.excludeNamespaces")
+        require_count(name, self.exclude_namespaces, MAX_LIST_ITEMS["istio.cni.excludeNamespaces"], "namespaces")
         require_names(name, self.exclude_namespaces, DNS_LABEL, "namespace names (DNS labels)")
         missing = [ns for ns in SYSTEM_NAMESPACES if ns not in self.exclude_namespaces]
         if missing:
             raise ConfigError(
-                f"{name}: {list(self.exclude_namespaces)} is not allowed; it must include the system namespaces "
+                f"{name}: {show(list(self.exclude_namespaces))} is not allowed; it must include the system namespaces "
                 f"{', '.join(SYSTEM_NAMESPACES)} (missing: {', '.join(missing)}), whose pods must start without "
                 "waiting for the mesh"
             )
@@ -312,6 +342,26 @@ class GatewaySettings:
         require_match(name, self.namespace, DNS_LABEL, "a namespace name")
         if self.enabled and preexisting(self.namespace):
             raise not_allowed(name, self.namespace, "a namespace of its own or istio-system (the program creates it)")
+        self._check_service_annotations()
+
+    def _check_service_annotations(self) -> None:
+        """Kubernetes' rules, which the API server would apply only at `pulumi up`, half-way through the mesh."""
+        name = config_key("istio.gateway.serviceAnnotations")
+        require_count(name, self.service_annotations, MAX_LIST_ITEMS["istio.gateway.serviceAnnotations"], "annotations")
+        for key in self.service_annotations:
+            if not is_annotation_key(key):
+                raise not_allowed(
+                    name,
+                    key,
+                    "annotation keys as Kubernetes takes them: [prefix/]name, the prefix a DNS subdomain, the name at "
+                    "most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+                )
+        size = sum(len(key) + len(value) for key, value in self.service_annotations.items())
+        if size > ANNOTATIONS_MAX_BYTES:
+            raise ConfigError(
+                f"{name}: {size} characters is not allowed; expected at most {ANNOTATIONS_MAX_BYTES} in all "
+                "(Kubernetes' limit for an object's annotations)"
+            )
 
 
 @dataclass(frozen=True)
@@ -327,7 +377,9 @@ class CanarySettings:
 
     def __post_init__(self) -> None:
         check_supported_version(self.version, config_key("istio.canary.version"))
-        require_names(config_key("istio.canary.namespaces"), self.namespaces, DNS_LABEL, "mesh namespace names")
+        name = config_key("istio.canary.namespaces")
+        require_count(name, self.namespaces, MAX_LIST_ITEMS["istio.canary.namespaces"], "namespaces")
+        require_names(name, self.namespaces, DNS_LABEL, "mesh namespace names")
 
 
 @dataclass(frozen=True)
@@ -386,7 +438,7 @@ class IstioSettings:
         extra_cni = self.pilot.get("cni")
         if isinstance(extra_cni, Mapping) and "enabled" in extra_cni and extra_cni["enabled"] != self.cni.enabled:
             raise ConfigError(
-                f"{config_key('istio.pilot.cni.enabled')}: {extra_cni['enabled']!r} is not allowed; it must match "
+                f"{config_key('istio.pilot.cni.enabled')}: {show(extra_cni['enabled'])} is not allowed; it must match "
                 f"{config_key('istio.cni.enabled')} ({self.cni.enabled!r}), which sets it (leave it out)"
             )
         tag = self.global_values.get("tag")
@@ -399,11 +451,50 @@ class IstioSettings:
             )
         unknown = [*unknown_extra_keys(self.pilot, self.global_values), *unknown_mesh_config_keys(self.mesh_config)]
         if unknown:
-            raise ConfigError("; ".join(unknown))
+            more = f"; ... ({len(unknown)} problems in all)" if len(unknown) > 5 else ""
+            raise ConfigError("; ".join(unknown[:5]) + more)
+        self._check_value_shapes()
         if self.allow_downgrade_from is not None:
             check_supported_version(self.allow_downgrade_from, config_key("istio.allowDowngradeFrom"))
         if self.canary is not None:
             self._check_canary(self.canary)
+
+    def _check_value_shapes(self) -> None:
+        """Values the program reads itself, or Helm and istiod would refuse only at `pulumi up`."""
+        if "cni" in self.pilot and not isinstance(self.pilot["cni"], Mapping):
+            raise not_allowed(
+                config_key("istio.pilot.cni"),
+                self.pilot["cni"],
+                f"an object (key: value); the program sets its `enabled` from {config_key('istio.cni.enabled')}",
+            )
+        for section, values in (("global", self.global_values), ("pilot", self.pilot)):
+            hub = values.get("hub")
+            if isinstance(hub, str) and not (len(hub) <= 255 and matches(IMAGE_REPOSITORY, hub)):
+                raise not_allowed(
+                    config_key(f"istio.{section}.hub"),
+                    hub,
+                    "a registry and repository without a tag, e.g. docker.io/istio or example.azurecr.io/istio",
+                )
+        for spelling in ("defaultConfig", "default_config"):
+            defaults = self.mesh_config.get(spelling)
+            if defaults is None:
+                continue
+            name = config_key(f"istio.meshConfig.{spelling}")
+            if not isinstance(defaults, Mapping):
+                raise not_allowed(name, defaults, "an object (key: value): Istio's ProxyConfig")
+            for field_name, allowed in (("image", "an object (key: value), e.g. {imageType: distroless}"),
+                                        ("proxyMetadata", "a map of names to strings")):  # fmt: skip
+                value = defaults.get(field_name)
+                if value is not None and not isinstance(value, Mapping):
+                    raise not_allowed(f"{name}.{field_name}", value, allowed)
+            metadata = defaults.get("proxyMetadata") or {}
+            for key, value in metadata.items():
+                if not isinstance(key, str) or not isinstance(value, str):
+                    raise not_allowed(
+                        f"{name}.proxyMetadata.{show_key(key)}",
+                        value,
+                        'a string (quote numbers and booleans, e.g. "1")',
+                    )
 
     def _check_canary(self, canary: CanarySettings) -> None:
         default, candidate = istio_release(self.version), istio_release(canary.version)
@@ -436,6 +527,7 @@ class MeshSettings:
 
     def __post_init__(self) -> None:
         name = config_key("mesh.namespaces")
+        require_count(name, self.namespaces, MAX_LIST_ITEMS["mesh.namespaces"], "namespaces")
         require_names(name, self.namespaces, DNS_LABEL, "namespace names (DNS labels)")
         for namespace in self.namespaces:
             if namespace in SYSTEM_NAMESPACES or preexisting(namespace):
@@ -468,6 +560,10 @@ class StackSettings:
     istio: IstioSettings
     mesh: MeshSettings
     restart: RestartSettings
+    secret_sections: frozenset[str] = frozenset()
+    """The config objects set as secrets (`pulumi config set --secret`, e.g. `istio`): what they contribute to
+    Helm release values and to the IstioOperator manifest is secret as a whole, since Pulumi marks the whole
+    object and not the values below it."""
 
     def __post_init__(self) -> None:
         """The rules that span sections."""
@@ -483,16 +579,18 @@ class StackSettings:
                 check_kubernetes_support(
                     self.istio.canary.version, self.cluster.kubernetes_version, config_key("istio.canary.version")
                 )
+        mesh_namespaces = set(self.mesh.namespaces)
         if self.istio.canary is not None:
             for namespace in self.istio.canary.namespaces:
-                if namespace not in self.mesh.namespaces:
+                if namespace not in mesh_namespaces:
                     raise ConfigError(
                         f"{config_key('istio.canary.namespaces')}: '{namespace}' is not allowed; expected mesh "
-                        f"namespaces ({config_key('mesh.namespaces')}: {', '.join(self.mesh.namespaces) or 'none'})"
+                        f"namespaces ({config_key('mesh.namespaces')}: {show_names(self.mesh.namespaces) or 'none'})"
                     )
         name = config_key("mesh.namespaces")
+        excluded = set(self.istio.cni.exclude_namespaces)
         for namespace in self.mesh.namespaces:
-            if namespace in self.istio.cni.exclude_namespaces:
+            if namespace in excluded:
                 raise ConfigError(
                     f"{name}: '{namespace}' is not allowed; it is also in {config_key('istio.cni.excludeNamespaces')}, "
                     "so its pods would get a sidecar whose traffic the CNI plugin never redirects"

@@ -16,7 +16,7 @@ import yaml
 
 from settings.istio_releases import MINIMUM_ISTIO_VERSION, istio_release
 from settings.model import ISTIO_NAMESPACE, IstioSettings, MeshSettings
-from settings.rules import ConfigError, config_key
+from settings.rules import ConfigError, config_key, show, show_key
 
 API_VERSION = "install.istio.io/v1alpha1"
 KIND = "IstioOperator"
@@ -52,18 +52,18 @@ class _Reader:
         self.source = source
 
     def error(self, path: str, why: str) -> ConfigError:
-        return ConfigError(f"{CONFIG_KEY}.operatorFile '{self.source}': {path}: {why}")
+        return ConfigError(f"{CONFIG_KEY}.operatorFile {show(self.source)}: {show_key(path, 200)}: {why}")
 
     def mapping(self, value: Any, path: str) -> Mapping[str, Any]:
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            raise self.error(path, f"{value!r} is not allowed; expected an object (key: value)")
+            raise self.error(path, f"{show(value)} is not allowed; expected an object (key: value)")
         return value
 
     def boolean(self, value: Any, path: str) -> bool:
         if not isinstance(value, bool):
-            raise self.error(path, f"{value!r} is not allowed; expected true or false")
+            raise self.error(path, f"{show(value)} is not allowed; expected true or false")
         return value
 
     def only(self, section: Mapping[str, Any], path: str, allowed: tuple[str, ...], why: str) -> None:
@@ -89,7 +89,10 @@ def _put(target: dict[str, Any], path: Path, value: Any, reader: _Reader, origin
         node = node.setdefault(part, {})
     if leaf in node and node[leaf] != value:
         shown = ".".join(_parts(path))
-        raise reader.error(origin, f"{value!r} contradicts {node[leaf]!r} given elsewhere in the file for {shown}")
+        raise reader.error(
+            origin,
+            f"{show(value)} contradicts {show(node[leaf])} given elsewhere in the file for {show_key(shown, 200)}",
+        )
     node[leaf] = copy.deepcopy(value)
 
 
@@ -111,7 +114,7 @@ def istio_config_from_operator(document: Mapping[str, Any], source: str) -> dict
     if document.get("apiVersion") != API_VERSION or document.get("kind") != KIND:
         raise reader.error(
             "apiVersion/kind",
-            f"got {document.get('apiVersion')!r}/{document.get('kind')!r}; expected {API_VERSION}/{KIND}",
+            f"got {show(document.get('apiVersion'))}/{show(document.get('kind'))}; expected {API_VERSION}/{KIND}",
         )
     reader.only(document, "", ("apiVersion", "kind", "metadata", "spec", "status"), "unknown top-level field")
     config: dict[str, Any] = {}
@@ -137,7 +140,7 @@ def _read_metadata(metadata: Mapping[str, Any], config: dict[str, Any], reader: 
     names = [name.strip() for name in str(listed).split(",") if name.strip()]
     for name in names:
         if name not in ADDONS:
-            raise reader.error(path, f"unknown addon {name!r}; expected some of {', '.join(ADDONS)}")
+            raise reader.error(path, f"unknown addon {show(name)}; expected some of {', '.join(ADDONS)}")
     for addon in ADDONS:
         _put(config, f"addons.{addon}", addon in names, reader, path)
 
@@ -151,17 +154,19 @@ def _read_install_options(spec: Mapping[str, Any], config: dict[str, Any], reade
     if profile not in (None, "", "default"):
         raise reader.error(
             "spec.profile",
-            f"{profile!r} is not supported; the Helm charts install the `default` profile (remove the field, "
+            f"{show(profile)} is not supported; the Helm charts install the `default` profile (remove the field, "
             "or set the settings the profile changes explicitly)",
         )
     if spec.get("revision"):
         raise reader.error(
             "spec.revision",
-            f"{spec['revision']!r} is not supported; this program installs one unrevisioned control plane",
+            f"{show(spec['revision'])} is not supported; this program installs one unrevisioned control plane",
         )
     namespace = spec.get("namespace")
     if namespace not in (None, ISTIO_NAMESPACE):
-        raise reader.error("spec.namespace", f"{namespace!r} is not supported; Istio is installed in {ISTIO_NAMESPACE}")
+        raise reader.error(
+            "spec.namespace", f"{show(namespace)} is not supported; Istio is installed in {ISTIO_NAMESPACE}"
+        )
     if spec.get("hub") is not None:
         _put(config, "global.hub", spec["hub"], reader, "spec.hub")
     if spec.get("tag") is not None:
@@ -178,13 +183,14 @@ def _read_tag(tag: Any, config: dict[str, Any], reader: _Reader, path: str) -> N
     if release is None:
         raise reader.error(
             path,
-            f"{tag!r} is not supported; expected an Istio release MAJOR.MINOR.PATCH (it sets {CONFIG_KEY}.version). "
-            "An image variant such as 1.30.3-distroless goes in spec.values.global.variant (e.g. distroless)",
+            f"{show(tag)} is not supported; expected an Istio release MAJOR.MINOR.PATCH (it sets "
+            f"{CONFIG_KEY}.version). An image variant such as 1.30.3-distroless goes in spec.values.global.variant "
+            "(e.g. distroless)",
         )
     if release[:2] < MINIMUM_ISTIO_VERSION:
         raise reader.error(
             path,
-            f"{tag!r} is not supported; it sets {CONFIG_KEY}.version, and this program installs Istio 1.24 or "
+            f"{show(tag)} is not supported; it sets {CONFIG_KEY}.version, and this program installs Istio 1.24 or "
             "newer (set the release to install here, or remove it and set the version in stack config)",
         )
     _put(config, "version", tag, reader, path)
@@ -221,7 +227,7 @@ def _reject_enabled_entries(raw: Any, path: str, reader: _Reader, why: str) -> N
     if raw is None:
         return
     if not isinstance(raw, list):
-        raise reader.error(path, f"{raw!r} is not allowed; expected a list")
+        raise reader.error(path, f"{show(raw)} is not allowed; expected a list")
     for index, entry in enumerate(raw):
         if reader.mapping(entry, f"{path}[{index}]").get("enabled"):
             raise reader.error(f"{path}[{index}]", why)
@@ -235,7 +241,7 @@ def _read_cni_component(cni: Mapping[str, Any], config: dict[str, Any], reader: 
     if cni.get("namespace") not in (None, ISTIO_NAMESPACE):
         raise reader.error(
             f"{path}.namespace",
-            f"{cni['namespace']!r} is not supported; the CNI node agent runs in {ISTIO_NAMESPACE} "
+            f"{show(cni['namespace'])} is not supported; the CNI node agent runs in {ISTIO_NAMESPACE} "
             "(whose Pod Security level allows its hostPath volumes)",
         )
 
@@ -245,7 +251,7 @@ def _read_ingress_gateways(raw: Any, config: dict[str, Any], reader: _Reader) ->
     if raw is None:
         return
     if not isinstance(raw, list):
-        raise reader.error(path, f"{raw!r} is not allowed; expected a list")
+        raise reader.error(path, f"{show(raw)} is not allowed; expected a list")
     if len(raw) > 1:
         raise reader.error(path, f"{len(raw)} gateways given; this program installs at most one ingress gateway")
     for index, entry in enumerate(raw):
@@ -285,7 +291,7 @@ def _read_pilot_component(pilot: Mapping[str, Any], config: dict[str, Any], read
         raise reader.error(f"{path}.enabled", "false is not supported; this program always installs istiod")
     if pilot.get("namespace") not in (None, ISTIO_NAMESPACE):
         raise reader.error(
-            f"{path}.namespace", f"{pilot['namespace']!r} is not supported; istiod runs in {ISTIO_NAMESPACE}"
+            f"{path}.namespace", f"{show(pilot['namespace'])} is not supported; istiod runs in {ISTIO_NAMESPACE}"
         )
     k8s = reader.mapping(pilot.get("k8s"), f"{path}.k8s")
     for key, value in k8s.items():
@@ -316,7 +322,7 @@ def _read_pilot_component(pilot: Mapping[str, Any], config: dict[str, Any], read
 
 def _read_pilot_env(raw: Any, config: dict[str, Any], reader: _Reader, path: str) -> None:
     if not isinstance(raw, list):
-        raise reader.error(path, f"{raw!r} is not allowed; expected a list of name/value pairs")
+        raise reader.error(path, f"{show(raw)} is not allowed; expected a list of name/value pairs")
     for index, entry in enumerate(raw):
         variable = reader.mapping(entry, f"{path}[{index}]")
         if set(variable) != {"name", "value"}:
@@ -335,7 +341,7 @@ def _read_values(values: Mapping[str, Any], config: dict[str, Any], reader: _Rea
             if namespace not in (None, ISTIO_NAMESPACE):
                 raise reader.error(
                     f"{path}.istioNamespace",
-                    f"{namespace!r} is not supported; Istio is installed in {ISTIO_NAMESPACE}",
+                    f"{show(namespace)} is not supported; Istio is installed in {ISTIO_NAMESPACE}",
                 )
             if "tag" in section:
                 _read_tag(section["tag"], config, reader, f"{path}.tag")
@@ -376,7 +382,7 @@ def _read_cni_values(cni: Mapping[str, Any], config: dict[str, Any], reader: _Re
     if cni.get("excludeNamespaces") is not None:
         exclude = cni["excludeNamespaces"]
         if not isinstance(exclude, list) or not all(isinstance(name, str) for name in exclude):
-            raise reader.error(f"{path}.excludeNamespaces", f"{exclude!r} is not allowed; expected a list of names")
+            raise reader.error(f"{path}.excludeNamespaces", f"{show(exclude)} is not allowed; expected a list of names")
         _put(config, "cni.excludeNamespaces", list(exclude), reader, f"{path}.excludeNamespaces")
     if cni.get("chained") is not None:
         _put_boolean(config, "cni.chained", cni["chained"], reader, f"{path}.chained")
@@ -416,7 +422,7 @@ def _check_pilot_cni(config: dict[str, Any], reader: _Reader) -> None:
     elif pilot_cni != cni_enabled:
         raise reader.error(
             "spec.values.pilot.cni.enabled",
-            f"{pilot_cni!r} contradicts the CNI setting ({cni_enabled!r}, spec.components.cni.enabled); "
+            f"{show(pilot_cni)} contradicts the CNI setting ({show(cni_enabled)}, spec.components.cni.enabled); "
             "istiod must inject for the CNI exactly when the CNI plugin is installed",
         )
 
@@ -483,8 +489,8 @@ def _merge(stack: Mapping[str, Any], from_file: Mapping[str, Any], source: str, 
             continue  # the stack config's order is kept
         elif stack_value != file_value:
             raise ConfigError(
-                f"{CONFIG_KEY}.{dotted}: the stack config sets {stack_value!r} but the operator file "
-                f"'{source}' sets {file_value!r} ({_file_field(dotted)}); "
+                f"{CONFIG_KEY}.{show_key(dotted, 200)}: the stack config sets {show(stack_value)} but the operator "
+                f"file {show(source)} sets {show(file_value)} ({show_key(_file_field(dotted), 200)}); "
                 "set it in one place or make them agree"
             )
     return merged

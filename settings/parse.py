@@ -39,6 +39,7 @@ from settings.rules import (
     matches,
     not_allowed,
     show,
+    show_key,
     unknown_key,
 )
 from settings.yaml_file import read_yaml_file
@@ -125,17 +126,20 @@ class Section:
     def string_map(self, name: str) -> dict[str, str]:
         values = self.mapping(name)
         for key, value in values.items():
+            if not isinstance(key, str):
+                raise not_allowed(self.path(name), key, 'names that are strings (quote numbers, e.g. "1")')
             if not isinstance(value, str):
                 raise ConfigError(
-                    f"{self.path(name)}.{key}: {show(value)} is not allowed; expected a string (quote numbers "
-                    'and booleans, e.g. "true")'
+                    f"{self.path(name)}.{show_key(key)}: {show(value)} is not allowed; expected a string (quote "
+                    'numbers and booleans, e.g. "true")'
                 )
         return values
 
     def finish(self) -> None:
         unknown = sorted(set(self.raw) - self.read, key=str)
         if unknown:
-            raise unknown_key(self.path(str(unknown[0])), str(unknown[0]), self.read, f"allowed keys of {self.key} are")
+            first = unknown[0]
+            raise unknown_key(self.path(show_key(first)), str(first), self.read, f"allowed keys of {self.key} are")
 
 
 @contextmanager
@@ -181,7 +185,7 @@ def _default_name(section: Section, name: str, default: str, stack: str, pattern
     value = section.string(name, default)
     if name not in section.raw and not matches(pattern, value):
         raise ConfigError(
-            f"{section.path(name)}: the default '{value}', made from the stack name '{stack}', is not a valid "
+            f"{section.path(name)}: the default {show(value)}, made from the stack name {show(stack)}, is not a valid "
             f"name; set {section.path(name)} explicitly"
         )
     return value
@@ -223,7 +227,7 @@ def _load_operator_file(path_setting: Any, root: Path) -> tuple[str, dict[str, A
     path = _inside_project(key, path_setting, root)
     document = read_yaml_file(path, f"{key}: {show(path_setting)}")
     if not isinstance(document, Mapping):
-        raise ConfigError(f"{key}: '{path_setting}' is not an IstioOperator document")
+        raise ConfigError(f"{key}: {show(path_setting)} is not an IstioOperator document")
     return path_setting, istio_config_from_operator(document, path_setting)
 
 
@@ -341,7 +345,7 @@ def parse_settings(
     `secret` names the objects set as secrets (`pulumi config set --secret`): their values never reach a message.
     """
     try:
-        return _parse_settings(stack, objects, location, root)
+        return _parse_settings(stack, objects, location, root, frozenset(secret) & frozenset(objects))
     except ConfigError as exc:
         hidden = [objects[name] for name in secret if name in objects]
         if not hidden:
@@ -349,10 +353,12 @@ def parse_settings(
         raise ConfigError(redacted(str(exc), hidden, [config_key(name) for name in secret])) from None
 
 
-def _parse_settings(stack: str, objects: Mapping[str, Any], location: str | None, root: Path | None) -> StackSettings:
+def _parse_settings(
+    stack: str, objects: Mapping[str, Any], location: str | None, root: Path | None, secret: frozenset[str]
+) -> StackSettings:
     unknown = sorted(set(objects) - set(SECTIONS))
     if unknown:
-        raise unknown_key(config_key(unknown[0]), unknown[0], SECTIONS, "allowed keys are", config_key)
+        raise unknown_key(config_key(show_key(unknown[0])), unknown[0], SECTIONS, "allowed keys are", config_key)
     istio = parse_istio(objects.get("istio"), root or Path.cwd())
     cluster = parse_cluster(objects.get("cluster"), stack, location)
     return StackSettings(
@@ -360,6 +366,7 @@ def _parse_settings(stack: str, objects: Mapping[str, Any], location: str | None
         istio=istio,
         mesh=parse_mesh(objects.get("mesh")),
         restart=parse_restart(objects.get("restart")),
+        secret_sections=secret,
     )
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 PROJECT = "aks-istio"
@@ -27,10 +28,31 @@ K8S_VERSION = re.compile(rf"{_NUMBER}\.{_NUMBER}(?:\.{_NUMBER})?", re.ASCII)
 RELEASE_VERSION = re.compile(rf"({_NUMBER})\.({_NUMBER})\.({_NUMBER})", re.ASCII)
 """MAJOR.MINOR.PATCH without leading zeros (`01.030.3` is no release)."""
 ZONE = re.compile(r"[123]", re.ASCII)
+_DNS_SUBDOMAIN = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*"
+_QUALIFIED_NAME = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", re.ASCII)
+_DOMAIN_COMPONENT = r"[A-Za-z0-9](?:[-A-Za-z0-9]*[A-Za-z0-9])?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REPOSITORY = re.compile(
+    rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*",
+    re.ASCII,
+)
+"""A registry and repository without a tag (`docker.io/istio`, `example.azurecr.io/mirror/istio`,
+`localhost:5000/istio`): the `name` of the distribution project's reference grammar, which Istio's `hub` is."""
 
 
 class ConfigError(ValueError):
-    """A stack setting is invalid; the message names the key, the value and what is allowed."""
+    """A stack setting is invalid; the message names the key, the value and what is allowed.
+
+    Always one line: should a message ever quote something unescaped, its control characters are escaped here,
+    so a newline in a setting never starts a second line in a log or a workflow command.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message if message.isprintable() else _escaped(message))
+
+
+def _escaped(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def config_key(path: str) -> str:
@@ -42,6 +64,21 @@ def show(value: Any, limit: int = 200) -> str:
     """A value for a message: on one line (control characters escaped), and bounded."""
     text = f"'{value}'" if isinstance(value, str) and value.isprintable() else repr(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def show_key(key: Any, limit: int = 100) -> str:
+    """A key of a setting's path for a message: as it is when it is a short printable string, else like a value
+    (`show`: quoted, escaped, bounded), so a key can neither start a line nor flood one."""
+    if isinstance(key, str) and key and key.isprintable() and len(key) <= limit:
+        return key
+    return show(key, limit)
+
+
+def show_names(names: Collection[str], limit: int = 10) -> str:
+    """Names for a message, comma-separated: the first `limit` of them and how many there are in all."""
+    shown = [show_key(name) for name in list(names)[:limit]]
+    more = f", ... ({len(names)} in all)" if len(names) > limit else ""
+    return ", ".join(shown) + more
 
 
 def not_allowed(name: str, value: Any, allowed: str) -> ConfigError:
@@ -79,15 +116,33 @@ def require_choice(name: str, value: str, choices: Iterable[str]) -> None:
         raise not_allowed(name, value, "one of " + ", ".join(allowed))
 
 
+def require_count(name: str, items: Collection[Any], maximum: int, what: str) -> None:
+    """At most `maximum` items: a plan, the state and a chart's values stay bounded whatever a stack file holds."""
+    if len(items) > maximum:
+        raise ConfigError(
+            f"{name}: {len(items)} {what} given, which is not allowed; expected at most {maximum} "
+            "(the limits are in docs/configuration.md)"
+        )
+
+
 def require_names(name: str, values: Iterable[str], pattern: re.Pattern[str], allowed: str) -> None:
     """Every item matches `pattern`, and none is listed twice."""
     items = list(values)
     for item in items:
         if not matches(pattern, item):
             raise not_allowed(name, item, allowed)
-    repeated = sorted({item for item in items if items.count(item) > 1})
+    repeated = sorted(item for item, count in Counter(items).items() if count > 1)
     if repeated:
-        raise ConfigError(f"{name}: {', '.join(repeated)} listed more than once")
+        raise ConfigError(f"{name}: {show_names(repeated)} listed more than once")
+
+
+def is_annotation_key(key: str) -> bool:
+    """Kubernetes' rule for an annotation key: `[prefix/]name`, the prefix a DNS subdomain of at most 253
+    characters, the name at most 63 letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and (not prefix or len(prefix) > 253 or re.fullmatch(_DNS_SUBDOMAIN, prefix, re.ASCII) is None):
+        return False
+    return matches(_QUALIFIED_NAME, name)
 
 
 def preexisting(namespace: str) -> bool:

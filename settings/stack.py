@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +80,48 @@ def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
     return dict(config or {})
 
 
+def secure_keys(config: Mapping[str, Any]) -> list[str]:
+    """The keys of a `config:` map that hold a value set with `--secret` (`secure: v1:...`) anywhere in them.
+
+    The Pulumi CLI marks such a key secret as a whole when it runs the program; offline, the same keys are.
+    """
+    return sorted(key for key, value in config.items() if _holds_secure_value(value))
+
+
+OFFLINE_SECRET = "offline-secret-placeholder"
+"""What a `secure:` value reads as offline, where it cannot be decrypted (its key is secret all the same)."""
+
+
+def _is_secure_value(value: Any) -> bool:
+    return isinstance(value, Mapping) and set(value) == {"secure"} and isinstance(value["secure"], str)
+
+
+def _holds_secure_value(value: Any) -> bool:
+    if _is_secure_value(value):
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds_secure_value(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_secure_value(item) for item in value)
+    return False
+
+
+def without_ciphertext(value: Any) -> Any:
+    """`value` with each `secure:` value read as `OFFLINE_SECRET`: the program gets a string where the CLI would
+    give it the decrypted one."""
+    if _is_secure_value(value):
+        return OFFLINE_SECRET
+    if isinstance(value, Mapping):
+        return {key: without_ciphertext(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_ciphertext(item) for item in value]
+    return value
+
+
 def stack_settings(stack: str, root: Path = ROOT) -> StackSettings:
     """The typed settings of a committed stack, as the program would read them."""
     config = stack_config(stack, root)
+    secret = {key.split(":", 1)[1] for key in secure_keys(config) if key.startswith(f"{PROJECT}:")}
+    config = without_ciphertext(config)
     objects = {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith(f"{PROJECT}:")}
-    return parse_settings(stack, objects, config.get("azure-native:location"), root)
+    return parse_settings(stack, objects, config.get("azure-native:location"), root, secret)

@@ -71,12 +71,22 @@ class _CoreLoader(yaml.SafeLoader):
                 return sign * int(digits[2:], base)
         return sign * int(digits, 8 if len(digits) > 1 and digits.startswith("0") else 10)
 
+    def construct_unsupported(self, node: yaml.Node) -> Any:
+        """YAML 1.1 types with no JSON form, which Pulumi passes config in (`!!timestamp`, `!!set`, `!!binary`,
+        `!!omap`, `!!pairs`): refused where they stand, as the one line a stack file's error is."""
+        kind = node.tag.rsplit(":", 1)[-1]
+        raise yaml.constructor.ConstructorError(
+            None, None, f"a value tagged !!{kind} is not supported; quote it as a string", node.start_mark
+        )
+
 
 for _tag, _pattern, _first in _CORE_SCHEMA:
     _CoreLoader.add_implicit_resolver(_tag, re.compile(rf"^(?:{_pattern})$"), list(_first))
 _CoreLoader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^$"), [""])
 _CoreLoader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^<<$"), ["<"])
 _CoreLoader.add_constructor("tag:yaml.org,2002:int", _CoreLoader.construct_yaml_int)
+for _kind in ("timestamp", "set", "binary", "omap", "pairs"):
+    _CoreLoader.add_constructor(f"tag:yaml.org,2002:{_kind}", _CoreLoader.construct_unsupported)
 
 
 def _check_size(root: yaml.Node) -> None:

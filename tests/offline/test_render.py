@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
-from offline.engine import ROOT, available_stacks
+from offline.engine import ROOT, ProgramRun, RecordedResource, available_stacks, run_program, stack_config
+from offline.render import as_text
 
 
 def plan(*args: str) -> subprocess.CompletedProcess[str]:
@@ -103,3 +106,44 @@ def test_the_plan_shows_the_policy_packs_verdict() -> None:
     assert "mandatory: istio-cni-with-system-namespaces-excluded: istiod release" in verdict
     assert "pilot.cni.enabled to False" in verdict
     assert "blocks `pulumi preview`" in verdict
+
+
+class CountingList(list[RecordedResource]):
+    """The run's resources, counting every resource a renderer visits by iterating over them."""
+
+    visits = 0
+
+    def __iter__(self) -> Iterator[RecordedResource]:
+        for resource in super().__iter__():
+            CountingList.visits += 1
+            yield resource
+
+
+def with_mesh_namespaces(run: ProgramRun, count: int) -> ProgramRun:
+    """The run, with `count` mesh namespaces registered as the program registers its two (same parent, same
+    dependencies, and the restart after each)."""
+    template = run.named("mesh-ns-shop")
+    restart = run.named("sidecar-restart")
+    added = []
+    for index in range(count - 2):
+        name = f"mesh-ns-team-{index}"
+        added.append(replace(template, name=name, urn=template.urn.rsplit("::", 1)[0] + f"::{name}"))
+    restart = replace(restart, dependencies=[*restart.dependencies, *(r.urn for r in added)])
+    others = [r for r in run.resources if r.name != "sidecar-restart"]
+    return replace(run, resources=CountingList([*others, *added, restart]))
+
+
+def test_the_text_plan_of_a_large_stack_visits_each_resource_a_bounded_number_of_times() -> None:
+    run = run_program("dev", stack_config("dev"), preview=True)
+    small = with_mesh_namespaces(run, 200)
+    CountingList.visits = 0
+    as_text(small)
+    small_visits = CountingList.visits
+    large = with_mesh_namespaces(run, 2000)
+    CountingList.visits = 0
+    text = as_text(large)
+    large_visits = CountingList.visits
+    assert text.count("+ kubernetes:core/v1:Namespace  mesh-ns-") == 2000
+    # Linear: ten times the namespaces, at most about ten times the visits (quadratic would be a hundred).
+    assert large_visits <= 12 * small_visits, (small_visits, large_visits)
+    assert large_visits <= 20 * len(large.resources), large_visits

@@ -58,10 +58,25 @@ def request(kubeconfig: str) -> RestartRequest:
         (f"https://admin:{TOKEN}@10.0.0.1:6443/base?access_token={TOKEN}#frag", "https://10.0.0.1:6443/base"),
         ("https://[::1]:443", "https://[::1]:443"),
         ("https://aks.example.net", "https://aks.example.net"),
+        (f"admin:{TOKEN}@10.0.0.1:6443", "the API server"),
+        (f"10.0.0.1:{TOKEN}", "the API server"),
+        (f"ftp://admin:{TOKEN}@host/x", "the API server"),
+        (f"//admin:{TOKEN}@host:1/x", "the API server"),
+        (f"https://admin:{TOKEN}@:443", "the API server"),
+        ("https://host/\n::error::forged", "the API server"),
     ],
 )
 def test_a_server_url_is_shown_without_userinfo_query_or_fragment(url: str, shown: str) -> None:
     assert public_url(url) == shown
+
+
+def test_a_server_without_a_scheme_is_called_the_api_server_in_the_connection_error() -> None:
+    server = f"admin:{TOKEN}@127.0.0.1:{closed_port()}"
+    request = RestartRequest.from_inputs({"kubeconfig": kubeconfig_for(server, TOKEN), "cniEnabled": True})
+    with pytest.raises(RestartError) as caught:
+        run_restart(request, lambda _line: None, retry=FAST)
+    assert TOKEN not in str(caught.value)
+    assert "the API server" in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_an_unreachable_server_with_credentials_in_its_url_is_named_without_them() -> None:

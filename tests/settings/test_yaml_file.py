@@ -28,7 +28,7 @@ def test_unquoted_yes_and_on_are_strings_and_numbers_read_as_the_pulumi_cli_read
     ("text", "expected"),
     [
         ("a: !!int x", "a value cannot be read"),
-        ("a: !!timestamp foo", "a value cannot be read"),
+        ("a: !!timestamp foo", "a value tagged !!timestamp is not supported"),
         ("a: !!bool maybe", "a value cannot be read"),
         ("? [a]: 1", "a mapping key must be a plain value"),
         ("a: " + "9" * 5000, "the number is too long"),
