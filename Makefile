@@ -44,7 +44,7 @@ test: $(DEV) ## the whole test suite
 lint: $(DEV) ## ruff, mypy and the workflows' schema and security audit
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict components settings restart aks_istio_outputs
+	$(BIN)/mypy --strict components settings restart aks_istio_outputs benchmarks
 	.ci/lint-workflows
 
 bench: $(DEV) ## benchmarks (the program under mocks; the restart on the real control plane)

@@ -7,6 +7,7 @@ Target: at most 1.3x the floor's wall time and peak memory.
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import subprocess
@@ -44,6 +45,11 @@ def measure(*args: str) -> tuple[float, float, set[str]]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=RUNS, help="paired runs per stack (%(default)s)")
+    runs = parser.parse_args().runs
+    if runs < 1:
+        parser.error("--runs must be at least 1")
     print(
         "| stack | program wall (s) | floor wall (s) | wall ratio | program peak (MiB) | floor peak (MiB) "
         "| memory ratio |\n|---|---|---|---|---|---|---|"
@@ -51,7 +57,7 @@ def main() -> None:
     worst = 0.0
     for stack in ("dev", "prod"):
         samples = []
-        for _ in range(RUNS):
+        for _ in range(runs):
             program = measure("program", stack)
             floor = measure("floor")
             samples.append((program, floor))
@@ -68,7 +74,7 @@ def main() -> None:
             f"| {memory_ratio:.2f}x |"
         )
     verdict = "within" if worst <= TARGET else "ABOVE"
-    print(f"\nmedian of {RUNS} paired runs; worst ratio {worst:.2f}x, {verdict} the {TARGET}x target")
+    print(f"\nmedian of {runs} paired runs; worst ratio {worst:.2f}x, {verdict} the {TARGET}x target")
 
 
 if __name__ == "__main__":

@@ -22,9 +22,9 @@ import yaml
 
 from components.addon_values import tracing_mesh_config
 from components.istio_values import base_values, canary_istiod_values, cni_values, gateway_values, istiod_values
+from localkube.npm_layer import layer_binary
 from settings.model import ISTIO_NAMESPACE, SYSTEM_NAMESPACES, CanarySettings, IstioSettings
 from tests.support.helm import render_chart
-from tests.support.npm_layer import layer_binary
 from tests.support.reference import SHARED_REFERENCE
 from tests.support.scenarios import CNI_DISABLED, DEV, PROD
 

@@ -30,8 +30,8 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from localkube.npm_layer import layer_folder
 from offline.engine import available_stacks
-from tests.support.npm_layer import layer_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"

