@@ -775,7 +775,7 @@ IMPOSTORS = [
 ]
 
 
-def comment_scripts() -> list[tuple[str, str, str]]:
+def lookup_scripts() -> list[tuple[str, str, str]]:
     """(workflow, step name, script) of every github-script step that looks up the pull request's comments."""
     found = []
     for name in ("preview.yml", "preview-comment.yml"):
@@ -786,15 +786,31 @@ def comment_scripts() -> list[tuple[str, str, str]]:
     return found
 
 
+def comment_scripts() -> list[tuple[str, str, str]]:
+    """The lookups that write a comment: each creates one, or edits the one it found."""
+    return [entry for entry in lookup_scripts() if "createComment" in entry[2]]
+
+
+def stack_comment_scripts() -> list[tuple[str, str, str]]:
+    """The comments written once per stack (preview-comment.yml's one comment covers every stack)."""
+    return [entry for entry in comment_scripts() if "process.env.STACK" in entry[2]]
+
+
+CLEANUP_STEP = "Keep one preview comment per stack"
+
+
 def test_every_comment_lookup_names_the_bot_account() -> None:
-    scripts = comment_scripts()
-    assert len(scripts) == 3
+    scripts = lookup_scripts()
+    assert len(scripts) == 4
+    assert len(comment_scripts()) == 3
+    assert len(stack_comment_scripts()) == 2
     for name, step_name, script in scripts:
-        lookups = re.findall(r"comments\.find\((.*?)\n\s*\);", script, re.DOTALL)
+        lookups = re.findall(r"comments\.(?:find|filter)\((.*?)\n\s*\);", script, re.DOTALL)
         assert lookups, f"{name}: {step_name}"
         for lookup in lookups:
             assert "comment.user?.login === 'github-actions[bot]'" in lookup, f"{name}: {step_name}"
             assert "comment.user?.type === 'Bot'" in lookup, f"{name}: {step_name}"
+            assert "startsWith" not in lookup, f"{name}: {step_name} matches a heading by its prefix"
 
 
 GITHUB_SCRIPT_HARNESS = r"""
@@ -812,6 +828,7 @@ const github = {
       listComments: answer(scenario.comments),
       updateComment: async (args) => { calls.push({ update: args.comment_id, body: args.body }); },
       createComment: async (args) => { calls.push({ create: args.issue_number, body: args.body }); },
+      deleteComment: async (args) => { calls.push({ delete: args.comment_id }); },
     },
     pulls: { list: answer(scenario.pulls), listFiles: answer(scenario.files) },
   },
@@ -836,6 +853,7 @@ def run_github_script(tmp_path: Path, script: str, comments: list[dict[str, Any]
     (tmp_path / "script.js").write_text(script)
     (tmp_path / "restart-plan.md").write_text("Nothing to re-inject.\n")
     plan_dir = extra.pop("plan_dir", tmp_path / "no-plan")
+    stack = extra.pop("stack", "alpha")
     scenario = {
         "comments": comments,
         "pulls": [{"number": 7, "head": {"sha": HEAD}}],
@@ -861,7 +879,7 @@ def run_github_script(tmp_path: Path, script: str, comments: list[dict[str, Any]
     result = subprocess.run(
         [node, "harness.js", "script.js", "scenario.json"],
         cwd=tmp_path,
-        env={**os.environ, "RUNNER_TEMP": str(tmp_path), "STACK": "alpha", "PLAN_DIR": str(plan_dir)},
+        env={**os.environ, "RUNNER_TEMP": str(tmp_path), "STACK": stack, "PLAN_DIR": str(plan_dir)},
         capture_output=True,
         text=True,
     )
@@ -888,6 +906,49 @@ def test_only_the_bots_own_comment_is_edited(tmp_path: Path, script: str) -> Non
     # The bot's own comment is edited in place.
     (call,) = run_github_script(tmp_path, script, [*impostors, {"id": 42, "user": BOT, "body": body}])
     assert call.get("update") == 42
+
+
+@pytest.mark.parametrize(
+    "script",
+    [entry[2] for entry in stack_comment_scripts()],
+    ids=[f"{n}:{s}" for n, s, _ in stack_comment_scripts()],
+)
+def test_a_stacks_comment_is_never_another_stacks(tmp_path: Path, script: str) -> None:
+    """`dev`'s heading is a prefix of `dev-eu`'s: the lookup matches the whole heading line, not a prefix."""
+    (longer,) = run_github_script(tmp_path, script, [], stack="alpha-eu")
+    (shorter,) = run_github_script(tmp_path, script, [], stack="alpha")
+    assert longer["body"].startswith(shorter["body"].split("\n", 1)[0])  # the case in point
+
+    others = [{"id": 41, "user": BOT, "body": longer["body"]}]
+    (call,) = run_github_script(tmp_path, script, others, stack="alpha")
+    assert "create" in call, f"edited another stack's comment: {call}"
+    (call,) = run_github_script(tmp_path, script, [*others, {"id": 42, "user": BOT, "body": shorter["body"]}])
+    assert call.get("update") == 42
+
+
+def test_the_older_previews_of_the_stack_alone_are_removed(tmp_path: Path) -> None:
+    """pulumi/actions posts a new preview comment per push; the stack's older ones go, no other stack's or person's."""
+    ((_, _, script),) = [entry for entry in lookup_scripts() if entry[1] == CLEANUP_STEP]
+    (cloud_preview_step,) = [
+        s for s in steps(workflow("preview.yml")["jobs"]["cloud-preview"]) if s.get("name") == "pulumi preview"
+    ]
+    assert cloud_preview_step["with"]["edit-pr-comment"] is False, "pulumi/actions matches a heading by its prefix"
+    names = [s.get("name") for s in steps(workflow("preview.yml")["jobs"]["cloud-preview"])]
+    assert names.index("pulumi preview") + 1 == names.index(CLEANUP_STEP)
+
+    def preview(stack: str) -> str:
+        return f"#### :tropical_drink: `preview` on aks-istio/{stack}\n\n<details>\n<summary>Pulumi report</summary>\n"
+
+    comments = [
+        {"id": 10, "user": BOT, "body": preview("alpha")},  # an older push's
+        {"id": 11, "user": BOT, "body": preview("alpha-eu")},  # another stack's
+        {"id": 12, "user": {"login": "someone", "type": "User"}, "body": preview("alpha")},  # a person's
+        {"id": 13, "user": BOT, "body": preview("alpha").replace("\n", "\r\n")},  # edited on the web: CRLF
+        {"id": 14, "user": BOT, "body": preview("alpha")},  # this run's
+    ]
+    calls = run_github_script(tmp_path, script, comments, stack="alpha")
+    assert calls == [{"delete": 10}, {"delete": 13}]
+    assert run_github_script(tmp_path, script, comments[-1:], stack="alpha") == []
 
 
 def test_the_comment_shows_each_stacks_diff_and_flags_workflow_changes(tmp_path: Path) -> None:
