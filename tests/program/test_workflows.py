@@ -959,7 +959,7 @@ def test_the_comment_shows_each_stacks_diff_and_flags_workflow_changes(tmp_path:
     (plan_dir / "alpha.diff").write_text("")
     (plan_dir / "beta.diff").write_text('--- base/beta\n+++ pull-request/beta\n-"small"\n+"large"\n')
     (plan_dir / "not a stack.diff").write_text("ignored")
-    (created,) = run_github_script(tmp_path, script, [], plan_dir=plan_dir)
+    (created,) = run_github_script(tmp_path, script, [], plan_dir=plan_dir, files=[{"filename": "Pulumi.beta.yaml"}])
     body = created["body"]
     assert "#### `alpha`\nNo change to the planned resources." in body
     assert '#### `beta`\n~~~diff\n--- base/beta\n+++ pull-request/beta\n-"small"\n+"large"\n' in body
@@ -969,3 +969,122 @@ def test_the_comment_shows_each_stacks_diff_and_flags_workflow_changes(tmp_path:
     files = [{"filename": "README.md"}, {"filename": ".github/workflows/preview.yml"}]
     (created,) = run_github_script(tmp_path, script, [], plan_dir=plan_dir, files=files)
     assert ":warning: This pull request changes files under `.github/`" in created["body"]
+
+
+# The offline-plan comment: which side the pull request's own code printed, and pull requests that change that code.
+
+OFFLINE_COMMENT_STEP = "Create or update the comment"
+
+
+def offline_comment(tmp_path: Path, files: list[dict[str, Any]], diff: str = "") -> str:
+    """The body preview-comment.yml writes for a pull request changing `files`, with `diff` as stack alpha's diff."""
+    ((_, _, script),) = [entry for entry in comment_scripts() if entry[0] == "preview-comment.yml"]
+    plan_dir = tmp_path / "offline-plan"
+    plan_dir.mkdir(exist_ok=True)
+    (plan_dir / "alpha.diff").write_text(diff)
+    (created,) = run_github_script(tmp_path, script, [], plan_dir=plan_dir, files=files)
+    return str(created["body"])
+
+
+PROGRAM_CHANGE = ":warning: **This pull request changes the program that printed the `+` side**"
+
+
+def test_the_comment_says_which_side_the_pull_requests_code_printed(tmp_path: Path) -> None:
+    """The labels the diff job gives its two sides are the ones the comment explains."""
+    plan = step(workflow("preview.yml")["jobs"]["offline-plan"], "plan")["run"]
+    assert '--label "base/$stack" --label "pull-request/$stack"' in plan
+    body = offline_comment(tmp_path, [{"filename": "Pulumi.alpha.yaml"}])
+    assert "the `-` side (`base/<stack>`) is the base branch's plan, built by the base branch's code" in body
+    assert "The `+` side (`pull-request/<stack>`) is what **the pull request's own code** printed" in body
+    assert PROGRAM_CHANGE not in body
+    assert "#### `alpha`\nNo change to the planned resources." in body
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"filename": "Makefile"},
+        {"filename": "__main__.py"},
+        {"filename": "offline/render.py"},
+        {"filename": "settings/parse.py"},
+        {"filename": "components/istio_mesh.py"},
+        {"filename": "restart/plan.py"},
+        {"filename": "policy/net_admin_guard.py"},
+        {"filename": "aks_istio_outputs/__init__.py"},
+        {"filename": "requirements.txt"},
+        {"filename": "requirements-dev.txt"},
+        {"filename": "requirements.lock"},
+        {"filename": "policy/requirements.lock"},
+        {"filename": "pyproject.toml"},
+        {"filename": "Pulumi.yaml"},
+        {"filename": "yaml.py"},  # a top-level module shadows the library `make plan` imports
+        {"filename": "yaml/__init__.py"},
+        {"filename": "docs/engine.py", "previous_filename": "offline/engine.py"},  # moved out of the program
+    ],
+    ids=lambda file: str(file.get("previous_filename", file["filename"])),
+)
+def test_a_pull_request_that_changes_the_program_is_flagged(tmp_path: Path, changed: dict[str, Any]) -> None:
+    """Its code could print the base plan: the comment names the change, and a quiet diff is no evidence."""
+    body = offline_comment(tmp_path, [{"filename": "Pulumi.alpha.yaml"}, changed])
+    assert PROGRAM_CHANGE in body
+    names = {changed["filename"], changed.get("previous_filename", changed["filename"])}
+    for name in names:
+        if name.startswith(("docs/",)):
+            continue
+        assert f"`{name}`" in body, name
+    assert "No change to the planned resources." not in body
+    assert "#### `alpha`\nThe pull request's code printed the same plan as the base branch." in body
+    assert "`Pulumi.alpha.yaml`" not in body, "the stack files are the data, not the program"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Pulumi.alpha.yaml",
+        "README.md",
+        "docs/ci.md",
+        "tests/program/test_workflows.py",
+        "examples/app/__main__.py",
+        "localkube/npm_layer.py",
+        "benchmarks/evaluate.py",
+        ".ci/run",
+        ".pulumi-version",
+    ],
+)
+def test_files_that_do_not_feed_the_plan_are_not_flagged(tmp_path: Path, name: str) -> None:
+    body = offline_comment(tmp_path, [{"filename": name}])
+    assert PROGRAM_CHANGE not in body
+
+
+def test_the_flagged_names_cannot_break_the_comment(tmp_path: Path) -> None:
+    files = [{"filename": "offline/`x`\n**All clear**.py"}, *[{"filename": f"offline/m{i}.py"} for i in range(12)]]
+    body = offline_comment(tmp_path, files)
+    assert PROGRAM_CHANGE in body
+    assert "All clear" not in body
+    assert "`offline/m0.py`" in body
+    assert "3 more" in body  # ten names shown; two plain ones and the odd one counted
+
+
+def test_more_files_than_github_lists_counts_as_a_program_change(tmp_path: Path) -> None:
+    files = [{"filename": f"docs/page-{index}.md"} for index in range(3000)]
+    body = offline_comment(tmp_path, files)
+    assert PROGRAM_CHANGE in body
+    assert "too many files to list" in body
+
+
+def test_make_plan_imports_neither_localkube_nor_benchmarks() -> None:
+    """Why the comment leaves localkube/ and benchmarks/ unflagged: the offline plan never loads them."""
+    probe = (
+        "import contextlib, io, sys\n"
+        "from offline.__main__ import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['--stack', sys.argv[1], '--format', 'json']) == 0\n"
+        "print(sorted({name.split('.')[0] for name in sys.modules}))\n"
+    )
+    stack = sorted(available_stacks())[0]
+    result = subprocess.run(
+        [sys.executable, "-c", probe, stack], cwd=ROOT, capture_output=True, text=True, timeout=300, check=True
+    )
+    loaded = set(json.loads(result.stdout.strip().splitlines()[-1].replace("'", '"')))
+    assert "offline" in loaded and "components" in loaded
+    assert not loaded & {"localkube", "benchmarks", "tests", "examples"}, loaded & {"localkube", "benchmarks", "tests"}
