@@ -524,8 +524,14 @@ def test_the_offline_plan_diffs_the_pull_request_against_the_base_artifact(tmp_p
 
 LOCKS = {
     ROOT / "requirements.lock": ROOT / "requirements.txt",
+    ROOT / "requirements-dev.lock": ROOT / "requirements-dev.txt",
     ROOT / "policy" / "requirements.lock": ROOT / "policy" / "requirements.txt",
 }
+"""Every hash-pinned lock file, and the requirements file (the allowed ranges) it is compiled from."""
+DEPLOY_LOCKS = {ROOT / "requirements.lock", ROOT / "policy" / "requirements.lock"}
+"""What the credential jobs install: the program and the policy pack, no test tools."""
+MAKE_LOCKS = [ROOT / "requirements.lock", ROOT / "requirements-dev.lock"]
+"""What `make` installs, in this order: the program, then the test and lint tools."""
 HASH = re.compile(r"^--hash=sha256:[0-9a-f]{64}$")
 
 
@@ -547,11 +553,13 @@ def lock_pins(lock: Path) -> dict[str, str]:
 
 
 def requirements_of(path: Path) -> list[Requirement]:
-    """The third-party requirements of a requirements.txt: the local `-e .` aside."""
+    """The third-party requirements of a requirements.txt: the local `-e .` and a constraint (`-c <lock>`) aside."""
     found = []
     for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
-        if line and not line.startswith("-e "):
+        if line.startswith("-c "):
+            assert path.parent / line.split()[1] in LOCKS, f"{path.name}: constrained by {line}, not by a lock"
+        elif line and not line.startswith("-e "):
             assert not line.startswith("-"), f"{path.name}: an option the lock test does not read: {line}"
             found.append(Requirement(line))
     return found
@@ -573,6 +581,59 @@ def test_the_lock_files_pin_every_requirement_with_hashes(lock: Path) -> None:
         assert requirement.specifier.contains(pins[name], prereleases=True), (
             f"{lock.name} pins {requirement.name}=={pins[name]}, outside `{requirement}`: regenerate it"
         )
+
+
+def test_the_two_locks_of_make_pin_a_shared_package_alike() -> None:
+    """requirements-dev.txt is resolved against requirements.lock: the tests run on the pins that deploy."""
+    runtime, dev = lock_pins(ROOT / "requirements.lock"), lock_pins(ROOT / "requirements-dev.lock")
+    assert "-c requirements.lock" in (ROOT / "requirements-dev.txt").read_text().splitlines()
+    shared = set(runtime) & set(dev)
+    assert shared, "the dev tools share some dependencies with the program"
+    assert {name: dev[name] for name in shared} == {name: runtime[name] for name in shared}
+
+
+def make_dry_run(*targets: str) -> list[str]:
+    """The commands `make` would run for `targets`, everything remade (`-n -B`), variables expanded."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    result = subprocess.run([make, "-n", "-B", *targets], cwd=ROOT, capture_output=True, text=True, check=True)
+    return result.stdout.replace("\\\n", " ").splitlines()
+
+
+def test_make_installs_only_the_hash_pinned_locks() -> None:
+    """`make plan`, `make test` and `make lint` (hence ci.yml's `.ci/run`) install what the deploy jobs install."""
+    installs = [
+        [word for word in args if not re.match(r"\d?>", word)]  # the progress redirected to stderr
+        for line in make_dry_run(".venv/.dev-installed")
+        for args in pip_installs(line)
+    ]
+    from_locks = []
+    for args in installs:
+        if "-r" in args:
+            assert "--require-hashes" in args, args
+            from_locks.append(ROOT / args[args.index("-r") + 1])
+        else:
+            assert args[-2:] == ["-e", "."] and {"--no-deps", "--no-build-isolation"} <= set(args), args
+    assert from_locks == MAKE_LOCKS
+    assert "pip install" not in (ROOT / ".ci" / "run").read_text()
+    for target in ("plan", "test", "lint"):
+        recipe = "\n".join(make_dry_run(target))
+        assert "requirements.txt" not in recipe and "requirements-dev.txt" not in recipe, target
+
+
+def test_make_lock_is_the_one_command_that_refreshes_every_lock() -> None:
+    compiles = [line for line in make_dry_run("lock") if "pip-compile" in line]
+    outputs = {ROOT / line.split("--output-file", 1)[1].split()[0] for line in compiles}
+    assert outputs == set(LOCKS)
+    for line in compiles:
+        assert "--generate-hashes" in line and "--allow-unsafe" in line, line
+        assert "--no-emit-index-url" in line and "--no-emit-find-links" in line, line
+    for lock in LOCKS:
+        header = lock.read_text().split("\n\n", 1)[0]
+        assert "#    make lock\n" in header + "\n", f"{lock.name} was not written by `make lock`"
+    assert "make lock" in (ROOT / "docs" / "ci.md").read_text()
+    assert "pip-compile" in (ROOT / "requirements-dev.lock").read_text(), "the tool `make lock` runs is pinned too"
 
 
 def credential_jobs() -> list[tuple[str, dict[str, Any]]]:
@@ -607,7 +668,7 @@ def pip_installs(script: str) -> list[list[str]]:
 def test_the_credential_jobs_install_only_hash_pinned_packages() -> None:
     names = {name for name, _ in credential_jobs()}
     assert names == {"preview.yml:cloud-preview", "up.yml:up", "up.yml:up-prod"}
-    locks = {str(lock.relative_to(ROOT)) for lock in LOCKS}
+    locks = {str(lock.relative_to(ROOT)) for lock in DEPLOY_LOCKS}
     for name, job in credential_jobs():
         installs = [args for script in job_scripts(job) for args in pip_installs(script)]
         assert installs, name
