@@ -364,11 +364,73 @@ def test_each_stack_previews_in_its_own_environment() -> None:
         "`preview-prod`",
         "an Entra ID cluster (`aks-istio:cluster.entraId`",
         "a read-only Kubernetes role",
-        "a required reviewer on `preview-prod`",
+        "a required reviewer on that environment is mandatory, not optional: on `preview-prod` and on every",
         "restrict their deployment branches to `main`",
     ):
         assert needed in preview_notes, needed
     assert "must restrict its deployment branches to `main`" in up_notes
+
+
+def test_the_preview_credentials_are_read_only_or_reviewed() -> None:
+    """Write access to the state is deploy access: said, and how a preview reads it on each backend the docs offer."""
+    notes = comment_text(WORKFLOWS / "preview.yml")
+    # A read-only Kubernetes role says nothing about the state: a preview that writes it deploys on the next run.
+    assert "can read prod but not change it" not in notes
+    for needed in (
+        "Write access to a stack's state is deploy access",
+        "pickled `__provider`",
+        "kubeconfig `exec:` command",
+        "a team token (`PULUMI_PREVIEW_TEAM`) of a team whose permission on the stack is Read",
+        "never an organization token",
+        "Storage Blob Data Reader on the state's container",
+        "`pulumi preview` on that backend writes nothing",
+        "read-only, that part of a preview does not work",
+        "a required reviewer on that environment is mandatory",
+    ):
+        assert needed in notes, needed
+
+    ci = (ROOT / "docs" / "ci.md").read_text()
+    section = ci.split("### The preview credentials and the pull request's code", 1)[1].split("\n### ", 1)[0]
+    prose = " ".join(section.split())
+    for needed in (
+        "#### Write access to the state is deploy access",
+        "whoever can write a stack's state can run code as that stack's deploy job",
+        "permission on the stack is **Read**",
+        "only the token type `team` for that team",
+        "Never give a preview an organization token",
+        "**Storage Blob Data Reader**",
+        "`Microsoft.Storage/storageAccounts/listKeys/action`",
+        "`pulumi preview` on this backend writes nothing",
+        "What works read-only",
+        "Required reviewers) is **mandatory**, not optional",
+    ):
+        assert needed in prose, needed
+    assert "allows organization tokens for the subjects `repo:<owner>/<repo>:environment:preview-<stack>`" not in (
+        " ".join(ci.split())
+    ), "the OIDC policy must not hand previews an organization token"
+    operations = " ".join((ROOT / "docs" / "operations.md").read_text().split())
+    assert "**Write access to the state is deploy access.**" in operations
+
+
+def test_a_preview_asks_pulumi_cloud_for_its_read_only_teams_token() -> None:
+    """The set-up asks for a team token when given a team: every preview passes its own, no deploy job does."""
+    (login,) = [s for s in load(SETUP_ACTION)["runs"]["steps"] if s.get("id") == "pulumi-cloud"]
+    team = "inputs.pulumi-team != ''"
+    assert login["with"]["requested-token-type"].strip() == (
+        "${{ " + team + " && 'urn:pulumi:token-type:access_token:team' || "
+        "'urn:pulumi:token-type:access_token:organization' }}"
+    )
+    assert login["with"]["scope"] == "${{ " + team + " && format('team:{0}', inputs.pulumi-team) || '' }}"
+    assert load(SETUP_ACTION)["inputs"]["pulumi-team"]["default"] == ""
+
+    (preview_setup,) = [
+        s for s in steps(workflow("preview.yml")["jobs"]["cloud-preview"]) if s.get("uses") == SETUP_USES
+    ]
+    assert preview_setup["with"]["pulumi-team"] == "${{ vars.PULUMI_PREVIEW_TEAM }}"
+    for name, job in workflow("up.yml")["jobs"].items():
+        for setup in [s for s in steps(job) if s.get("uses") == SETUP_USES]:
+            assert "pulumi-team" not in setup["with"], f"{name} deploys: it needs a token that writes the state"
+    assert "`PULUMI_PREVIEW_TEAM`" in (ROOT / "docs" / "ci.md").read_text()
 
 
 def comment_text(path: Path) -> str:
