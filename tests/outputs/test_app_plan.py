@@ -11,6 +11,8 @@ import pytest
 from offline.engine import ROOT, fake_kubeconfig
 
 PLAN = ROOT / "examples/app/plan.py"
+PLATFORM_STACKS = sorted(path.name.removeprefix("Pulumi.").removesuffix(".yaml") for path in ROOT.glob("Pulumi.*.yaml"))
+"""The platform's stacks are data: whichever `Pulumi.<stack>.yaml` files the checkout has."""
 
 
 @cache
@@ -21,7 +23,7 @@ def plan(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("platform", ["dev", "prod"])
+@pytest.mark.parametrize("platform", PLATFORM_STACKS)
 def test_the_plan_lists_the_apps_resources_on_the_platform_stack(platform: str) -> None:
     result = plan("--platform-stack", platform)
 
@@ -63,4 +65,5 @@ def test_an_unknown_platform_stack_is_one_error_line() -> None:
 
     assert result.returncode == 2
     assert result.stdout == ""
-    assert result.stderr.strip().splitlines()[-1] == "error: no stack file Pulumi.nope.yaml (stacks: dev, prod)"
+    stacks = ", ".join(PLATFORM_STACKS)
+    assert result.stderr.strip().splitlines()[-1] == f"error: no stack file Pulumi.nope.yaml (stacks: {stacks})"

