@@ -12,17 +12,21 @@ from __future__ import annotations
 import statistics
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from benchmarks.restart_bench.baseline import floor
 from benchmarks.restart_bench.bench import Bench, Step
 from benchmarks.restart_bench.client_process import Done
 from benchmarks.restart_bench.population import Population
-from benchmarks.restart_bench.program import PLAN_PHASE, program
+from benchmarks.restart_bench.program import PLAN_PHASE, program, restart_inputs
 from benchmarks.restart_bench.progress import log
 from benchmarks.restart_bench.scenarios import Figure, Limits, Outcome
-from restart.kube import KINDS, RetryPolicy, connect
-from restart.objects import MESH_POD_LABEL
+from restart.kube import KINDS, Cluster, Listing, RetryPolicy, connect
+from restart.objects import MESH_POD_LABEL, ROLLABLE_KINDS
+from restart.plan import plan_restart
+from restart.request import RestartRequest
+from restart.run import plan_cluster
 
 OUTSIDE_FACTOR = 2
 TARGET_FLOOR_RATIO = 1.3
@@ -58,6 +62,40 @@ def list_costs(kubeconfig: str) -> Done:
     return [], costs
 
 
+def _whole_lists(cluster: Cluster) -> dict[str, Listing]:
+    """The planning lists as the program made them before: every object of the five kinds, whole, from etcd."""
+    with ThreadPoolExecutor(max_workers=len(KINDS)) as pool:
+        futures = {kind: pool.submit(cluster.list_all, spec) for kind, spec in KINDS.items()}
+        return {kind: future.result() for kind, future in futures.items()}
+
+
+PLANNING_REPEATS = 5
+
+
+def planning_costs(inputs: dict[str, Any]) -> Done:
+    """Job: connect, list and plan, the way before (five whole lists) and now (`plan_cluster`), alternating."""
+    request = RestartRequest.from_inputs(inputs)
+    before: list[float] = []
+    now: list[float] = []
+    for _ in range(PLANNING_REPEATS):
+        started = time.perf_counter()
+        with connect(request.kubeconfig, RetryPolicy(), 500, len(KINDS)) as cluster:
+            listings = _whole_lists(cluster)
+        planned = plan_restart(
+            request.data_plane,
+            pods=listings["Pod"].items,
+            replicasets=listings["ReplicaSet"].items,
+            workloads=[(kind, obj) for kind in ROLLABLE_KINDS for obj in listings[kind].items],
+        )
+        before.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        plan = plan_cluster(request)
+        now.append(time.perf_counter() - started)
+        if plan.restart != planned.restart:
+            raise RuntimeError("the two ways of listing planned different restarts")
+    return [], {"before": statistics.median(before), "now": statistics.median(now), "restarts": len(plan.restart)}
+
+
 def run(bench: Bench, limits: Limits) -> Outcome:
     outside = Population(bench.cluster.api, OUTSIDE_FACTOR * bench.n, "outside", injected=False)
     outside.create(None)
@@ -72,8 +110,11 @@ def run(bench: Bench, limits: Limits) -> Outcome:
         pair_seconds = steps[-1].step_seconds + steps[-2].step_seconds
         if pair + 1 == limits.pairs or limits.left() < pair_seconds:
             break
-    log("timing each way of listing")
+    log("timing each way of listing, then planning with the lists of before and of now")
     _seconds, _cpu, _restarted, costs = bench.run_client(list_costs, {"kubeconfig": bench.restarter_kubeconfig()})
+    inputs = restart_inputs(bench, cni=not bench.cni, wait=False)
+    _seconds, _cpu, _restarted, planned = bench.run_client(planning_costs, {"inputs": inputs})
+    costs.update({f"planning {key}": value for key, value in planned.items()})
     title = (
         f"Planning in a cluster three times larger than the restart: {bench.n} Deployments restarted, "
         f"{outside.n} more outside the mesh ({outside.namespaces} namespaces without injection)"
@@ -117,6 +158,12 @@ def figures(steps: list[Step], costs: dict[str, float]) -> list[Figure]:
         Figure(
             "Bytes the API server answered to them per run",
             f"{_kib(sum(sizes.values()) / runs)} ({answered})" if sizes else "none",
+        ),
+        Figure(
+            f"Connect, list and plan alone ({costs['planning restarts']:.0f} restarts planned, median of "
+            f"{PLANNING_REPEATS}, alternating): five whole lists from etcd (before) / the lists of now",
+            f"{costs['planning before']:.2f} s / {costs['planning now']:.2f} s "
+            f"({costs['planning now'] / costs['planning before']:.2f}x)",
         ),
         Figure(
             f"Each way of listing alone, in the client process (median of {LIST_REPEATS})",
