@@ -67,7 +67,7 @@ lock: $(DEV) ## refresh the hash-pinned lock files from the requirements files (
 
 bench: $(DEV) ## benchmarks (the program under mocks; the restart on the real control plane)
 	$(BIN)/python -m benchmarks.program_bench
-	$(BIN)/python -m benchmarks.restart_bench
+	$(BIN)/python -m benchmarks.restart_bench --scenario ways --scenario slowstart --scenario planning
 
 # `stack select --create` makes the first run on a new backend work; it is a no-op afterwards.
 preview: $(RUNTIME) ## pulumi preview of STACK (needs the Pulumi CLI and Azure credentials)

@@ -115,6 +115,8 @@ class Seen:
     fault: Kind | None
     reached_server: bool
     upstream_status: int | None = None
+    accept: str = ""
+    """The request's Accept header: what representation the client asked for (a metadata-only list, say)."""
 
 
 class FaultProxy(ThreadingHTTPServer):
@@ -286,7 +288,18 @@ class _Handler(BaseHTTPRequestHandler):
 
         def record(status: int | None, reached: bool, upstream_status: int | None = None) -> None:
             with proxy._lock:  # before answering: a client that got its answer finds its request logged
-                proxy._log.append(Seen(self.command, url.path, query, status, kind, reached, upstream_status))
+                proxy._log.append(
+                    Seen(
+                        self.command,
+                        url.path,
+                        query,
+                        status,
+                        kind,
+                        reached,
+                        upstream_status,
+                        self.headers.get("Accept", ""),
+                    )
+                )
 
         if kind == "drop_before":
             record(None, reached=False)

@@ -6,6 +6,10 @@ must import fast wherever the engine's provider host loads it.
 Every request is retried with backoff on 429 (honouring Retry-After, in seconds or as an HTTP date),
 5xx and dropped connections; lists are paginated with continue tokens (restarted when one expires);
 watches resume from a resourceVersion and report 410 Gone so the caller can list again.
+
+Lists cost what the caller needs, not what the cluster holds, as informers and `kubectl get` make them: a label
+selector leaves out objects on the server, `metadata_only` asks for PartialObjectMetadata (no spec, no status), and
+`from_cache` (resourceVersion "0") lets the API server answer from its watch cache instead of reading etcd.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import random
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +33,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch import watch as kube_watch
 
 from restart.credentials import api_server, client_configuration
-from restart.objects import WorkloadRef, slim_pod, slim_workload
+from restart.objects import WorkloadRef, slim_metadata, slim_pod, slim_workload
 from restart.request import RestartError
 
 # The client's helpers carry no type hints; typed aliases keep the strict type check meaningful here.
@@ -38,6 +42,10 @@ _iter_lines: Callable[[Any], Iterator[str]] = kube_watch.iter_resp_lines
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 PATCH_CONTENT_TYPE = "application/strategic-merge-patch+json"
 FIELD_MANAGER = "aks-istio-restart"
+METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json"
+"""What client-go's metadata client asks for: each item's metadata alone; whole objects from a server that cannot."""
+ANY_CACHED_VERSION = "0"
+"""resourceVersion "0": any version the API server has, answered from its watch cache (what informers list with)."""
 
 
 @dataclass(frozen=True)
@@ -190,8 +198,21 @@ class Cluster:
             f"gave up to {verb} {kind.plural} in {self._where(namespace)} after {attempts} attempts: {detail}"
         )
 
-    def list_all(self, kind: Kind, namespace: str | None = None, label_selector: str | None = None) -> Listing:
-        """Every object of a kind, cluster-wide or in one namespace, page by page; restarted if the token expires."""
+    def list_all(
+        self,
+        kind: Kind,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        *,
+        metadata_only: bool = False,
+        from_cache: bool = False,
+    ) -> Listing:
+        """Every object of a kind, cluster-wide or in one namespace, page by page; restarted if the token expires.
+
+        `metadata_only`: each object's metadata alone (PartialObjectMetadata). `from_cache`: served from the API
+        server's watch cache, possibly a moment behind etcd; only the first page asks for it, since a continue token
+        carries the version its list is read at.
+        """
         scope: dict[str, Any] = {}
         if namespace is not None:
             assert kind.namespaced_list_method is not None
@@ -201,12 +222,20 @@ class Cluster:
             method = self._method(kind, kind.list_method)
         if label_selector:
             scope["label_selector"] = label_selector
-        slim = slim_pod if kind.kind == "Pod" else slim_workload
+        slim: Callable[[Mapping[str, Any]], dict[str, Any]]
+        if metadata_only:
+            scope["_headers"] = {"Accept": METADATA_LIST_ACCEPT}
+            slim = slim_metadata
+        else:
+            slim = slim_pod if kind.kind == "Pod" else slim_workload
         for _ in range(3):
             items: list[dict[str, Any]] = []
             resource_version, token = "", None
             try:
                 while True:
+                    page_scope = {"_continue": token} if token else {}
+                    if from_cache and not token:
+                        page_scope["resource_version"] = ANY_CACHED_VERSION
                     page = self.request(
                         "list",
                         kind,
@@ -214,8 +243,8 @@ class Cluster:
                         functools.partial(
                             method,
                             **scope,
+                            **page_scope,
                             limit=self._page_size,
-                            _continue=token,
                             _preload_content=False,
                             _request_timeout=self._retry.request_timeout,
                         ),

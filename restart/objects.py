@@ -21,6 +21,10 @@ FINGERPRINT_ANNOTATION = "aks-istio.dev/cni-fingerprint"
 restarted for. A contract with running clusters, named when the CNI setting was all it covered: a re-run
 recognises what an interrupted run already restarted by this key and value, so both stay as they are."""
 
+MESH_POD_LABEL = "security.istio.io/tlsMode"
+"""istiod's injector labels every pod it injects with it (sidecars and gateways alike): the restart lists pods by
+it, so that pods outside the mesh are never transferred."""
+
 SIDECAR_CONTAINER = "istio-proxy"
 IPTABLES_INIT_CONTAINER = "istio-init"
 CNI_VALIDATION_CONTAINER = "istio-validation"
@@ -280,6 +284,15 @@ def _slim_container(container: Mapping[str, Any]) -> dict[str, Any]:
     if container.get("name") == SIDECAR_CONTAINER:
         return {"name": container.get("name"), "image": container.get("image")}
     return {"name": container.get("name")}
+
+
+def slim_metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep what tracing a pod to its owner reads: identity and owners (a ReplicaSet's, to find its Deployment).
+
+    Takes a whole object as well as a PartialObjectMetadata (what a metadata-only list returns).
+    """
+    meta = metadata_of(obj)
+    return {"metadata": {key: meta[key] for key in ("name", "namespace", "ownerReferences") if key in meta}}
 
 
 def slim_workload(obj: Mapping[str, Any]) -> dict[str, Any]:

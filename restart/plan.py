@@ -49,6 +49,9 @@ class SkipReason(StrEnum):
 
     EXCLUDED_NAMESPACE = "excludedNamespace"
     NO_SIDECAR = "noSidecar"
+    """Its active pods have no `istio-proxy`. Since the restart lists only the pods istiod labelled as injected
+    (`restart.objects.MESH_POD_LABEL`), this names only a workload whose pods carry that label without a sidecar
+    (a label copied into a pod template by hand); pods outside the mesh are not listed, so not reported."""
     NO_REDIRECTION = "noRedirection"
     ALREADY_MATCHING = "alreadyMatching"
     ALREADY_RESTARTED = "alreadyRestarted"

@@ -40,7 +40,7 @@ def group_by_reason(entries: Mapping[WorkloadRef, StrEnum | Iterable[StrEnum]]) 
 
 
 SAMPLE_SIZE = 50
-"""Names kept per reason in the `skipped` output: `noSidecar` alone can name every pod owner of a cluster."""
+"""Names kept per reason in the `skipped` output: `alreadyMatching` alone can name every workload of the mesh."""
 
 
 def summarize(grouped: Mapping[str, list[str]], limit: int = SAMPLE_SIZE) -> dict[str, dict[str, Any]]:

@@ -207,8 +207,8 @@ class SidecarRestart(pulumi.dynamic.Resource, module="restart", name="SidecarRes
     Outputs: `restarted` (`Kind/namespace/name` of each workload restarted), `restartReasons` (`{reason:
     [Kind/namespace/name, ...]}`, `redirection`, `proxyVersion` or `revision`), `manualRestart`
     (`{reason: [Kind/namespace/name, ...]}`, each one needs a person), `skipped`
-    (`{reason: {"count": n, "workloads": [the first 50 names]}}`: `noSidecar` alone can count every pod owner
-    of the cluster, so only a sample is kept), `fingerprint` (of the declared data plane), `restartedAt` (RFC 3339).
+    (`{reason: {"count": n, "workloads": [the first 50 names]}}`: `alreadyMatching` alone can count every workload
+    of the mesh, so only a sample is kept), `fingerprint` (of the declared data plane), `restartedAt` (RFC 3339).
     """
 
     cniEnabled: pulumi.Output[bool]  # noqa: N815 - property names are the resource's camelCase schema

@@ -16,6 +16,10 @@ All run as the unprivileged user `restarter`, holding the program's documented C
 so nothing is measured side by side, and after every run the benchmark waits until all N rollouts are over and
 the cluster is quiet before the next one starts (`bench.py`).
 
+Two more scenarios: `slowstart` (200 Deployments of their own: a bad change's reach and 200 healthy rollouts, slow
+start beside the fixed window, `scenarios/slowstart.py`) and `planning` (2N more Deployments outside the mesh: the
+program beside the floor, and each way of listing timed alone, `scenarios/planning.py`). `make bench` runs all three.
+
 Every run restarts all N from the same state: every Deployment runs one pod whose redirection mismatches the
 injector's setting (and keeps one old ReplicaSet). Rolling all N back before each run would cost a second rollout
 of N pods per run, as long as the measured one's; instead each run starts where the previous one left the pods,

@@ -19,12 +19,14 @@ from benchmarks.restart_bench.population import Population
 from benchmarks.restart_bench.program import warm_up
 from benchmarks.restart_bench.progress import log
 from benchmarks.restart_bench.report import report
-from benchmarks.restart_bench.scenarios import Limits, Outcome, Scenario, ways
+from benchmarks.restart_bench.scenarios import Limits, Outcome, Scenario, planning, slowstart, ways
 from localkube.binaries import Binaries, find_binaries
 from localkube.cluster import running_cluster
 
 SCENARIOS: dict[str, Scenario] = {
     "ways": ways.run,
+    "slowstart": slowstart.run,
+    "planning": planning.run,
 }
 """Each scenario's name on the command line, and the function that runs it."""
 DEFAULT_DEPLOYMENTS = 500

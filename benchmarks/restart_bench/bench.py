@@ -14,7 +14,7 @@ import yaml
 from kubernetes import client
 
 from benchmarks.restart_bench.client_process import Answer, ClientProcess, Job
-from benchmarks.restart_bench.counters import breakdown, describe_kinds, read_counters
+from benchmarks.restart_bench.counters import breakdown, describe_kinds, listed_bytes, read_counters
 from benchmarks.restart_bench.cpu import machine_busy_ticks, process_ticks
 from benchmarks.restart_bench.kubectl import Kubectl
 from benchmarks.restart_bench.population import Population
@@ -47,11 +47,15 @@ class Step:
     requests: int
     kinds: Counter[str]
     one_generation: int
+    """Of the `population` Deployments, how many got exactly one new generation."""
+    population: int
     problems: tuple[str, ...]
     other_cores: float
     step_seconds: float
     """Including the wait until the cluster settled: what the next such run will cost."""
     phases: dict[str, float]
+    list_bytes: Counter[str]
+    """Bytes of the LISTs of pods and workloads the API server answered in the run, by resource."""
 
 
 class Bench:
@@ -74,6 +78,8 @@ class Bench:
         self.population = population
         self.scratch = scratch
         self.cni = False
+        self.excluded: list[str] = []
+        """Namespaces of other populations in the cluster, which no program run of this bench may touch."""
         self.warm_up_seconds = 0.0
         self.kubernetes_version = str(client.VersionApi(cluster.api).get_code().git_version)
 
@@ -106,14 +112,15 @@ class Bench:
             [*rules, {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]}],
             name="restart-bench",
         )
-        self._inject(cni=False)
+        self.inject(cni=False)
         self.population.create(self.redirection)
 
     def run_client(self, job: Job, arguments: dict[str, Any], timeouts: float = 1.0) -> Answer:
         """Runs `job` in the client process, allowed `timeouts` times one run's time."""
         return self.clients.run(job, arguments, self.timeout * timeouts)
 
-    def _inject(self, cni: bool) -> None:
+    def inject(self, cni: bool) -> None:
+        """Sets what the injector gives new pods: `istio-validation` (the CNI) or `istio-init`."""
         self.cluster.injector.set_revision(DEFAULT_REVISION, hub=PROXY_HUB, tag=PROXY_TAG, cni=cni)
         self.cni = cni
 
@@ -127,7 +134,7 @@ class Bench:
         `run` returns its wall and client CPU seconds, what it restarted (empty: it does not say) and its phases.
         """
         step_started = time.monotonic()
-        self._inject(cni=not self.cni)
+        self.inject(cni=not self.cni)
         direction = "istio-init → CNI" if self.cni else "CNI → istio-init"
         log(f"{way} ({direction})")
         plane, population = self.cluster.control_plane, self.population
@@ -139,7 +146,8 @@ class Bench:
         window = time.perf_counter() - window
         busy, own = machine_busy_ticks() - busy, self._own_ticks() - own
         time.sleep(COUNTER_DELAY_SECONDS)
-        requests, kinds = breakdown(before, read_counters(plane))
+        counted = read_counters(plane)
+        requests, kinds = breakdown(before, counted)
         after = population.generations()
         population.rollouts += 1
         problems = [
@@ -160,10 +168,12 @@ class Bench:
             client_cpu=client_cpu,
             requests=requests,
             kinds=kinds,
+            population=self.n,
             one_generation=sum(after.get(name, 0) - generations.get(name, 0) == 1 for name in expected),
             problems=tuple(problems),
             # Both sides are sampled at the clock's tick, so a quiet machine can come out a little below zero.
             other_cores=max(0, busy - own) / os.sysconf("SC_CLK_TCK") / window,
             phases=phases,
+            list_bytes=listed_bytes(before, counted),
             step_seconds=time.monotonic() - step_started,
         )

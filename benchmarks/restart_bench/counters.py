@@ -29,6 +29,8 @@ class Counters:
     restarter: float
     requests: Counter[tuple[str, str, str, str]]
     """`apiserver_request_total` by (verb, resource, subresource, scope)."""
+    list_bytes: Counter[str]
+    """`apiserver_response_sizes_sum` of the LISTs of pods and workloads, by resource: bytes the server answered."""
 
 
 def read_counters(plane: ControlPlane) -> Counters:
@@ -42,8 +44,15 @@ def read_counters(plane: ControlPlane) -> Counters:
 def parse_counters(text: str) -> Counters:
     restarter = 0.0
     requests: Counter[tuple[str, str, str, str]] = Counter()
+    list_bytes: Counter[str] = Counter()
     for line in text.splitlines():
-        if not line.startswith(("apiserver_request_total{", "apiserver_flowcontrol_dispatched_requests_total{")):
+        if not line.startswith(
+            (
+                "apiserver_request_total{",
+                "apiserver_flowcontrol_dispatched_requests_total{",
+                "apiserver_response_sizes_sum{",
+            )
+        ):
             continue
         sample = _SAMPLE.match(line)
         if sample is None:
@@ -52,9 +61,13 @@ def parse_counters(text: str) -> Counters:
         if sample[1] == "apiserver_request_total":
             key = (labels.get("verb", ""), labels.get("resource", ""), labels.get("subresource", ""), labels["scope"])
             requests[key] += round(value)
+        elif sample[1] == "apiserver_response_sizes_sum":
+            resource_name = labels.get("resource", "")
+            if labels.get("verb") == "LIST" and not labels.get("subresource") and resource_name in _WORKLOAD_RESOURCES:
+                list_bytes[resource_name] += round(value)
         elif labels.get("flow_schema") == RESTARTER_FLOW_SCHEMA:
             restarter += value
-    return Counters(restarter, requests)
+    return Counters(restarter, requests, list_bytes)
 
 
 def breakdown(before: Counters, after: Counters) -> tuple[int, Counter[str]]:
@@ -75,6 +88,11 @@ def breakdown(before: Counters, after: Counters) -> tuple[int, Counter[str]]:
     if other:
         kinds["other"] = other
     return total, kinds
+
+
+def listed_bytes(before: Counters, after: Counters) -> Counter[str]:
+    """Bytes the API server answered to LISTs of pods and workloads between two readings, by resource."""
+    return after.list_bytes - before.list_bytes
 
 
 def describe_kinds(kinds: Counter[str]) -> str:

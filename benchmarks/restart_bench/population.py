@@ -24,18 +24,23 @@ REVISION_HISTORY = 1
 
 
 class Population:
-    """N Deployments of one replica each, ten per namespace labelled `istio-injection=enabled`.
+    """N Deployments of one replica each, ten per namespace labelled `istio-injection=enabled` (twenty per namespace
+    without that label and without sidecars, with `injected=False`: workloads outside the mesh).
 
     Its objects carry the label `benchmarks.aks-istio.dev/restart=<name>`, so that several populations (say, one
     restarted and one left alone) can live in one cluster and be read apart. All reads are as admin and never
     inside a measured run.
     """
 
-    def __init__(self, api: client.ApiClient, deployments: int, name: str = "restart") -> None:
+    def __init__(
+        self, api: client.ApiClient, deployments: int, name: str = "restart", *, injected: bool = True
+    ) -> None:
         self.n = deployments
         self.name = name
+        self.injected = injected
         self.selector = f"{BENCH_LABEL}={name}"
-        self.namespaces = min(MAX_NAMESPACES, math.ceil(deployments / PER_NAMESPACE))
+        per_namespace = PER_NAMESPACE if injected else 2 * PER_NAMESPACE
+        self.namespaces = min(MAX_NAMESPACES, math.ceil(deployments / per_namespace))
         self.targets: list[tuple[str, str]] = []
         """(namespace, name) of every Deployment, namespace by namespace, as the article restarts them."""
         self.rollouts = 0
@@ -50,13 +55,20 @@ class Population:
         self._apps = client.AppsV1Api(api)
 
     @property
+    def namespace_names(self) -> list[str]:
+        return sorted({namespace for namespace, _ in self.targets})
+
+    @property
     def names(self) -> set[str]:
         return {f"Deployment/{namespace}/{name}" for namespace, name in self.targets}
 
-    def create(self, redirection: str) -> None:
-        """Creates the namespaces and Deployments, and waits until every pod runs with `redirection`."""
+    def create(self, redirection: str | None) -> None:
+        """Creates the namespaces and Deployments, and waits until every pod runs with `redirection` (None: without
+        a sidecar)."""
         spaces = Namespaces(self._api, prefix=f"bench-{self.name}")
-        labels = {"istio-injection": "enabled", BENCH_LABEL: self.name}
+        labels = {BENCH_LABEL: self.name}
+        if self.injected:
+            labels["istio-injection"] = "enabled"
         created = [spaces.create(f"{index:03d}", labels) for index in range(self.namespaces)]
         self.targets = sorted(
             (created[index % self.namespaces], f"app-{index // self.namespaces:03d}") for index in range(self.n)
@@ -67,7 +79,7 @@ class Population:
             workloads.create(self._api, namespace, self._manifest(name))
             return name
 
-        log(f"creating {self.n} Deployments in {self.namespaces} namespaces (pods get {redirection})")
+        log(f"creating {self.n} Deployments in {self.namespaces} namespaces (pods get {redirection or 'no sidecar'})")
         in_parallel(create, self.targets, 8)
         self.settle(redirection)
 
@@ -85,8 +97,9 @@ class Population:
             for item in self._deployments()
         }
 
-    def settle(self, redirection: str) -> None:
-        """Waits until every rollout is over and every pod runs with `redirection`, then a quiet moment more."""
+    def settle(self, redirection: str | None) -> None:
+        """Waits until every rollout is over and every pod runs with `redirection` (None: without init containers),
+        then a quiet moment more."""
         deadline = time.monotonic() + self.settle_timeout
         while (state := self._unsettled(redirection)) is not None:
             if time.monotonic() > deadline:
@@ -102,21 +115,30 @@ class Population:
         listing = self._apps.list_deployment_for_all_namespaces(label_selector=self.selector, _preload_content=False)
         return [{"kind": "Deployment", **item} for item in self._items(listing)]
 
-    def _unsettled(self, redirection: str) -> str | None:
+    def rolled_out(self) -> None:
+        """Waits until every rollout is over, whatever the pods run."""
+        deadline = time.monotonic() + self.settle_timeout
+        while pending := sum(not rollout_complete(item) for item in self._deployments()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{pending} rollouts still running after {self.settle_timeout:.0f} s")
+            time.sleep(self.poll_seconds)
+
+    def _unsettled(self, redirection: str | None) -> str | None:
         """What is still moving, or None once every rollout is over and every pod has `redirection`."""
         deployments = self._deployments()
         pending = sum(not rollout_complete(item) for item in deployments)
         if len(deployments) != self.n or pending:
             return f"{pending} of {len(deployments)} rollouts still running"
         pods = self._items(self._core.list_pod_for_all_namespaces(label_selector=self.selector, _preload_content=False))
-        settled = [
-            pod
-            for pod in pods
-            if not pod["metadata"].get("deletionTimestamp")
-            and redirection in [container["name"] for container in pod["spec"].get("initContainers", [])]
-        ]
+
+        def redirected(pod: dict[str, Any]) -> bool:
+            init = [container["name"] for container in pod["spec"].get("initContainers", [])]
+            return redirection in init if redirection is not None else not init
+
+        settled = [pod for pod in pods if not pod["metadata"].get("deletionTimestamp") and redirected(pod)]
         if len(pods) != self.n or len(settled) != self.n:
-            return f"{len(settled)} of {len(pods)} pods with {redirection} and not terminating, {self.n} wanted"
+            wanted = redirection or "no sidecar"
+            return f"{len(settled)} of {len(pods)} pods with {wanted} and not terminating, {self.n} wanted"
         replicasets = self._apps.list_replica_set_for_all_namespaces(
             label_selector=self.selector, _preload_content=False
         )

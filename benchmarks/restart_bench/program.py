@@ -76,16 +76,23 @@ def warm_up(bench: Bench) -> None:
     bench.warm_up_seconds, _cpu, _restarted, _phases = bench.run_client(first_calls, arguments)
 
 
-def program(bench: Bench, *, wait: bool) -> Step:
+def program(bench: Bench, *, wait: bool, slow_start: bool | None = None) -> Step:
     # The program records on each workload which setting it restarted it for (a fingerprint of cniEnabled and
     # excludeNamespaces) and never restarts twice for one setting. Other runs in between send kubectl's PATCH,
     # which leaves that record alone: a namespace name of this run's own (no such namespace exists) makes each
     # run's setting new, as a real change of the setting would be.
-    excluded = [*SYSTEM_NAMESPACES, f"bench-run-{bench.population.rollouts}"]
-    inputs = restart_inputs(bench, cni=not bench.cni, wait=wait, excludeNamespaces=excluded)
+    # `slow_start` None: the input left out, so the default applies. Other populations' namespaces are excluded:
+    # each bench restarts its own.
+    excluded = [*SYSTEM_NAMESPACES, *bench.excluded, f"bench-{bench.population.name}-run-{bench.population.rollouts}"]
+    more = {} if slow_start is None else {"slowStart": slow_start}
+    inputs = restart_inputs(bench, cni=not bench.cni, wait=wait, excludeNamespaces=excluded, **more)
     way = "program, waitForRollout" if wait else "program, no wait"
+    key = "program-wait" if wait else "program"
+    if slow_start is not None:
+        way += ", slow start" if slow_start else ", fixed window"
+        key += "-slow" if slow_start else "-fixed"
     return bench.measure(
-        "program-wait" if wait else "program",
+        key,
         f"{way} (maxConcurrent {MAX_CONCURRENT})",
         lambda: bench.run_client(restart, {"inputs": inputs}, timeouts=2),
     )

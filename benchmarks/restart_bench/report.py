@@ -24,7 +24,7 @@ def report(bench: Bench, outcomes: Sequence[Outcome], kubectl: Kubectl | None, w
             "",
             f"#### {outcome.title}",
             "",
-            *runs_table(bench, outcome.steps),
+            *runs_table(outcome.steps),
             "",
             *figures_table(outcome.figures),
         ]
@@ -56,14 +56,14 @@ def report(bench: Bench, outcomes: Sequence[Outcome], kubectl: Kubectl | None, w
     return "\n".join(lines)
 
 
-def runs_table(bench: Bench, steps: Sequence[Step]) -> list[str]:
+def runs_table(steps: Sequence[Step]) -> list[str]:
     lines = [
         "| Run | Way | Pods re-injected | Wall | Requests | Of which | Client CPU | One new generation | "
         "Other processes' CPU |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for index, step in enumerate(steps, 1):
-        generations = f"{step.one_generation} of {bench.n}"
+        generations = f"{step.one_generation} of {step.population}"
         if step.problems:
             generations += f" (NOT exact: {'; '.join(step.problems[:3])})"
         lines.append(
