@@ -5,6 +5,11 @@ when enabled) -> `istiod` (and the canary's `istiod-<revision>`, when declared) 
 addons after istiod. The application namespaces follow the control planes when the CNI is enabled and precede
 them when not, so their Pod Security label never rejects what istiod injects.
 
+Ambient mode (`istio.ambient.enabled`, which needs the CNI) follows Istio's Helm guide for it instead: `base` ->
+the Gateway API CRDs -> `istiod` (and the canary) with the `ambient` profile -> `cni` with it -> `ztunnel`. The same
+order holds an upgrade, in place or by canary: istiod first, then the node agents, which may be one minor older than
+istiod but never newer.
+
 Revisions: the first install stays unrevisioned (release `istiod`, revision `default`) for the stack's whole
 life, so no existing stack ever replaces it; an in-place upgrade and a promotion upgrade it. A canary is a
 release of its own (`istiod-1-30-3`) that owns the revision tag `canary`: each webhook is created and removed
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+from pulumi_kubernetes import yaml as k8s_yaml
 from pulumi_kubernetes.core import v1 as core
 from pulumi_kubernetes.helm import v3 as helm
 
@@ -29,6 +35,7 @@ from components.istio_values import (
     cni_values,
     gateway_values,
     istiod_values,
+    ztunnel_values,
 )
 from settings.model import CANARY_TAG, ISTIO_NAMESPACE, PROJECT, REVISION_LABEL, IstioSettings, MeshSettings
 from settings.operator_file import operator_manifest
@@ -40,6 +47,11 @@ RELEASE_TIMEOUT_SECONDS = 600
 """The CNI DaemonSet rolls out node by node; on a large pool that takes longer than Helm's 5 minutes."""
 RELEASE_HISTORY = 10
 """Helm keeps one Secret per revision; bound it so upgrades don't accumulate them forever."""
+GATEWAY_API_VERSION = "v1.5.1"
+"""The Gateway API release whose standard-channel CRDs ambient mode installs (the one Istio 1.30 is built against)."""
+GATEWAY_API_CRDS_FILE = "components/gateway_api/standard-install.yaml"
+"""The vendored CRDs (see its README), relative to the project directory, where Pulumi runs the program: a path
+that is the same on every machine, so it never shows as a change."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,10 @@ class IstioMesh(pulumi.ComponentResource):
     canary_release: helm.Release | None
     """The canary control plane `istiod-<revision>`, when `istio.canary` is declared."""
     gateway_release: helm.Release | None
+    gateway_api_crds: k8s_yaml.v2.ConfigFile | None
+    """The Gateway API CRDs, with ambient mode."""
+    ztunnel_release: helm.Release | None
+    """ambient mode's node proxy, with ambient mode."""
     addon_releases: dict[str, helm.Release]
     application_namespaces: list[core.Namespace]
     """The `mesh.namespaces`, whose Pod Security label changes with the CNI setting."""
@@ -102,6 +118,8 @@ class IstioMesh(pulumi.ComponentResource):
         }
         if istio.canary is not None:
             values["canary"] = canary_istiod_values(istio, tracing_mesh_config(istio))
+        if istio.ambient.enabled:
+            values["ztunnel"] = ztunnel_values(istio)
         canary = istio.canary
         addons = addon_charts(istio)
         # Pulumi says which config objects are secret, not which values below them: whatever a secret object
@@ -184,13 +202,35 @@ class IstioMesh(pulumi.ComponentResource):
                 )
             ]
 
-        # `base` and `cni` serve both control planes: they run the newer release.
+        # `base`, `cni` and `ztunnel` serve both control planes: they run the newer release.
         shared_version = istio.shared_chart_version
         self.base_release = release(
             "base", "istio-base", "base", values["base"], [system_namespace], version=shared_version
         )
         self.cni_release = None
-        if istio.cni.enabled:
+        self.gateway_api_crds = None
+        self.ztunnel_release = None
+        if istio.ambient.enabled:
+            # Istio's order for ambient mode. The CRDs outlive the setting (retained when it is turned off): deleting
+            # a CRD deletes every object of its kind, Gateways and routes the teams wrote included.
+            self.gateway_api_crds = k8s_yaml.v2.ConfigFile(
+                f"{name}-gateway-api-crds",
+                file=GATEWAY_API_CRDS_FILE,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.base_release], retain_on_delete=True),
+            )
+            self.istiod_release = release("istiod", "istiod", "istiod", values["istiod"], [self.gateway_api_crds])
+            canaries = canary_plane([self.gateway_api_crds])
+            # The node agents after every istiod: an upgrade, in place or by canary, moves the control plane first.
+            self.cni_release = release(
+                "cni", "istio-cni", "cni", values["cni"], [self.istiod_release, *canaries], version=shared_version
+            )
+            self.ztunnel_release = release(
+                "ztunnel", "ztunnel", "ztunnel", values["ztunnel"], [self.cni_release], version=shared_version
+            )
+            self.application_namespaces = application_namespaces(
+                [self.istiod_release, *canaries, self.cni_release, self.ztunnel_release]
+            )
+        elif istio.cni.enabled:
             # Before istiod: pods injected for the CNI would start without traffic redirection if
             # the node agent weren't there yet.
             self.cni_release = release(
@@ -265,6 +305,7 @@ class IstioMesh(pulumi.ComponentResource):
 
         self.rollout_dependencies = [
             *([self.cni_release] if self.cni_release is not None else []),
+            *([self.ztunnel_release] if self.ztunnel_release is not None else []),
             *planes,
             *self.application_namespaces,
         ]

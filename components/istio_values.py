@@ -1,4 +1,5 @@
-"""Helm values of the four Istio charts (`base`, `cni`, `istiod`, `gateway`), built from the settings.
+"""Helm values of the Istio charts (`base`, `cni`, `istiod`, `gateway`, and `ztunnel` for ambient mode), built from
+the settings.
 
 Pure functions: no Pulumi, no I/O. `IstioMesh` passes their results to `helm.v3.Release`; the tests
 check every key path set here against the charts' own default values (`tests/support/chart_keys.py`), so a
@@ -38,6 +39,15 @@ GLOBAL_KEYS_READ_BY_CHART: Mapping[str, frozenset[str]] = {
     "gateway": frozenset({"networkPolicy"}),
 }
 
+ZTUNNEL_GLOBAL_KEYS = frozenset(
+    {"hub", "tag", "variant", "imagePullPolicy", "imagePullSecrets", "logAsJson", "resourceScope", "networkPolicy"}
+)
+"""The `global.*` keys the ztunnel chart reads: it lifts `global` to its top level, where these are its own keys."""
+
+AMBIENT_PROFILE = "ambient"
+"""The charts' profile for ambient mode (`files/profile-ambient.yaml` of istiod and cni): HBONE for sidecars,
+`PILOT_ENABLE_AMBIENT` for istiod, the CNI node agent's ambient redirection, the `distroless` image variant."""
+
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """`override` on top of `base`, maps merged key by key (as Helm merges values); lists are replaced."""
@@ -66,9 +76,16 @@ def base_values(istio: IstioSettings) -> dict[str, Any]:
     return _with_global({}, _global_for("base", istio))
 
 
+def _with_profile(values: dict[str, Any], istio: IstioSettings) -> dict[str, Any]:
+    # Only set when on: a stack without ambient keeps the exact values it was installed with.
+    if istio.ambient.enabled:
+        values["profile"] = AMBIENT_PROFILE
+    return values
+
+
 def cni_values(istio: IstioSettings) -> dict[str, Any]:
     """The `cni` chart (the node agent DaemonSet). Flat keys: Istio 1.24 and newer."""
-    return _with_global(istio.cni.plugin_values(), _global_for("cni", istio))
+    return _with_profile(_with_global(istio.cni.plugin_values(), _global_for("cni", istio)), istio)
 
 
 def istiod_values(istio: IstioSettings, mesh_config_extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -84,7 +101,7 @@ def istiod_values(istio: IstioSettings, mesh_config_extra: Mapping[str, Any] | N
     mesh_config = _merge_mesh_config(mesh_config_extra or {}, istio.mesh_config)
     if mesh_config:
         values["meshConfig"] = mesh_config
-    return _with_global(values, istio.global_values)
+    return _with_profile(_with_global(values, istio.global_values), istio)
 
 
 def canary_istiod_values(istio: IstioSettings, mesh_config_extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -99,6 +116,22 @@ def canary_istiod_values(istio: IstioSettings, mesh_config_extra: Mapping[str, A
         "revision": istio.canary.revision,
         "revisionTags": [CANARY_TAG],
     }
+
+
+def ztunnel_values(istio: IstioSettings) -> dict[str, Any]:
+    """The `ztunnel` chart (ambient mode's node proxy DaemonSet), installed as Istio's Helm guide does: no profile.
+
+    ztunnel is not revisioned: one DaemonSet, at the newer plane's release. `revision` only picks the istiod it
+    connects to, so during a canary it is the canary's (a ztunnel may not be newer than its istiod), and the default
+    one otherwise.
+    """
+    values: dict[str, Any] = {}
+    if istio.canary is not None:
+        values["revision"] = istio.canary.revision
+    global_values = {
+        key: copy.deepcopy(value) for key, value in istio.global_values.items() if key in ZTUNNEL_GLOBAL_KEYS
+    }
+    return _with_global(values, global_values)
 
 
 def _merge_mesh_config(wiring: Mapping[str, Any], configured: Mapping[str, Any]) -> dict[str, Any]:

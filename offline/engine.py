@@ -174,6 +174,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                         "ignoreChanges": list(request.ignoreChanges),
                         "additionalSecretOutputs": list(request.additionalSecretOutputs),
                         "protect": bool(request.protect),
+                        "retainOnDelete": bool(request.retainOnDelete),
                     },
                 )
             )

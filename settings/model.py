@@ -59,7 +59,7 @@ REVISION_LABEL = "istio.io/rev"
 """On a namespace: the revision or tag that injects it. On a pod: the revision that injected it."""
 CANARY_TAG = "canary"
 """The revision tag of the canary control plane: namespaces labelled `istio.io/rev=canary` use it."""
-OTHER_RELEASE_NAMES = ("istio-base", "istio-cni", "istiod", "prometheus", "jaeger", "grafana", "kiali")
+OTHER_RELEASE_NAMES = ("istio-base", "istio-cni", "istiod", "ztunnel", "prometheus", "jaeger", "grafana", "kiali")
 """The Helm releases the program names itself (and `istiod-<revision>` for a canary): a gateway may not reuse one."""
 CANARY_MAX_MINORS = 2
 """Istio's canary upgrade may skip one minor release: the canary is at most two minors above `version`."""
@@ -305,6 +305,19 @@ class CniSettings:
             )
 
 
+AMBIENT_PROFILE_VARIANT = "distroless"
+"""The image variant the charts' `ambient` profile sets (`global.variant`, 1.29 and 1.30 alike): a configured
+`global.variant` or `meshConfig.defaultConfig.image.imageType` still wins, as the charts merge the profile under the
+user's values."""
+
+
+@dataclass(frozen=True)
+class AmbientSettings:
+    enabled: bool = False
+    """Install ambient mode's components: the Gateway API CRDs, istiod and cni with the `ambient` profile, and the
+    `ztunnel` node proxy. Namespaces keep their sidecars: this only makes ambient available."""
+
+
 @dataclass(frozen=True)
 class AddonSettings:
     grafana: bool = False
@@ -401,6 +414,8 @@ class IstioSettings:
     """Acknowledges one in-place downgrade: the Istio version deployed now, from which `version` goes back."""
     canary: CanarySettings | None = None
     """A second control plane beside the default one, for a canary upgrade by revision."""
+    ambient: AmbientSettings = field(default_factory=AmbientSettings)
+    """Ambient mode's components (`istio.ambient`)."""
 
     @property
     def proxy_image(self) -> str:
@@ -431,6 +446,9 @@ class IstioSettings:
         image = defaults.get("image") if isinstance(defaults, Mapping) else None
         variant = image.get("imageType") if isinstance(image, Mapping) else None
         variant = variant or self.global_values.get("variant")
+        if not variant and self.ambient.enabled:
+            # The ambient profile sits under the configured values: it decides only when nothing else does.
+            variant = AMBIENT_PROFILE_VARIANT
         return f"{hub}/{name}:{version}" + (f"-{variant}" if variant and variant != "default" else "")
 
     def __post_init__(self) -> None:
@@ -448,6 +466,11 @@ class IstioSettings:
                 f"{config_key('istio.global.tag')}: {show(tag)} is not allowed; the images follow "
                 f"{config_key('istio.version')} ('{self.version}'): leave it out, and put a variant such as "
                 f"distroless in {config_key('istio.global.variant')}"
+            )
+        if self.ambient.enabled and not self.cni.enabled:
+            raise ConfigError(
+                f"{config_key('istio.ambient.enabled')}: true is not allowed with {config_key('istio.cni.enabled')} "
+                "false; ambient mode redirects pods' traffic to ztunnel through the CNI node agent"
             )
         unknown = [*unknown_extra_keys(self.pilot, self.global_values), *unknown_mesh_config_keys(self.mesh_config)]
         if unknown:

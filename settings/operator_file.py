@@ -151,11 +151,14 @@ def _read_install_options(spec: Mapping[str, Any], config: dict[str, Any], reade
         if key not in handled and key != "addonComponents":
             raise reader.error(f"spec.{key}", "not supported by this program (it installs with Helm, not istioctl)")
     profile = spec.get("profile")
-    if profile not in (None, "", "default"):
+    if profile == "ambient":
+        # The charts' own ambient profile, plus the ztunnel chart: what `istio.ambient.enabled` installs.
+        _put(config, "ambient.enabled", True, reader, "spec.profile")
+    elif profile not in (None, "", "default"):
         raise reader.error(
             "spec.profile",
-            f"{show(profile)} is not supported; the Helm charts install the `default` profile (remove the field, "
-            "or set the settings the profile changes explicitly)",
+            f"{show(profile)} is not supported; the Helm charts install the `default` profile, or the `ambient` one "
+            "(remove the field, or set the settings the profile changes explicitly)",
         )
     if spec.get("revision"):
         raise reader.error(
@@ -525,7 +528,7 @@ def operator_manifest(settings: IstioSettings, mesh: MeshSettings) -> str:
     if gateway.service_annotations:
         ingress_gateway["k8s"] = {"serviceAnnotations": dict(gateway.service_annotations)}
     spec: dict[str, Any] = {
-        "profile": "default",
+        "profile": "ambient" if settings.ambient.enabled else "default",
         "components": {
             "cni": {"enabled": cni.enabled, "namespace": ISTIO_NAMESPACE},
             "ingressGateways": [ingress_gateway],

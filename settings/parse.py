@@ -20,6 +20,7 @@ from settings.model import (
     SYSTEM_NAMESPACES,
     UPGRADE_CHANNELS,
     AddonSettings,
+    AmbientSettings,
     CanarySettings,
     ClusterSettings,
     CniSettings,
@@ -274,6 +275,10 @@ def _gateway(section: Section) -> GatewaySettings:
     )
 
 
+def _ambient(section: Section) -> AmbientSettings:
+    return AmbientSettings(enabled=section.boolean("enabled", AmbientSettings().enabled))
+
+
 def _canary(section: Section) -> CanarySettings:
     version = section.get("version")
     if not isinstance(version, str):
@@ -306,6 +311,7 @@ def parse_istio(raw: Any, root: Path) -> IstioSettings:
                 "allowDowngradeFrom", "the Istio version deployed now, MAJOR.MINOR.PATCH"
             ),
             canary=_optional(section, "canary", _canary),
+            ambient=_build(section.path("ambient"), section.get("ambient"), _ambient),
         )
 
     return _build(config_key("istio"), raw, build)

@@ -180,6 +180,9 @@ def test_the_release_names_a_gateway_may_not_take_are_the_ones_the_program_uses(
     from settings.model import OTHER_RELEASE_NAMES
 
     everything = IstioSettings(addons=AddonSettings(grafana=True, tracing=True, kiali=True, prometheus=True))
-    assert {chart.release_name for chart in addon_charts(everything)} | {"istio-base", "istio-cni", "istiod"} == set(
-        OTHER_RELEASE_NAMES
-    )
+    assert {chart.release_name for chart in addon_charts(everything)} | {
+        "istio-base",
+        "istio-cni",
+        "istiod",
+        "ztunnel",
+    } == set(OTHER_RELEASE_NAMES)

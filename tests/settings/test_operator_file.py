@@ -280,7 +280,6 @@ def test_disabled_addons_and_unknown_disabled_addons_translate() -> None:
         ({"components": {"ztunnel": {"enabled": True}}}, r"spec\.components\.ztunnel\.enabled"),
         ({"components": {"cni": {"enabled": "yes"}}}, r"spec\.components\.cni\.enabled: 'yes'"),
         ({"profile": "demo"}, r"spec\.profile: 'demo' is not supported"),
-        ({"profile": "ambient"}, r"spec\.profile"),
         ({"revision": "1-30"}, r"spec\.revision"),
         ({"namespace": "mesh"}, r"spec\.namespace"),
         ({"installPackagePath": "/charts"}, r"spec\.installPackagePath"),
