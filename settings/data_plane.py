@@ -164,8 +164,6 @@ def _text(value: Any) -> str:
 
 
 def _names(value: Any) -> frozenset[str]:
-    return (
-        frozenset(str(name) for name in value)
-        if isinstance(value, Iterable) and not isinstance(value, str)
-        else (frozenset())
-    )
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        return frozenset()
+    return frozenset(str(name) for name in value)
