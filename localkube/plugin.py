@@ -6,8 +6,10 @@ folder's conftest: pytest would then hold two definitions, and start a second se
 - `kube_binaries` (session): the `Binaries` to start a control plane of one's own; skips when one is missing.
 - `control_plane` (session): the shared `Cluster` (3 nodes, injector with revision `1-30-3` tagged `default`).
 - `cluster` (function): the same `Cluster`, and after the test the injector's revisions and tags, the kubelets'
-  never-ready holds and their delays are put back as they were.
+  never-ready and never-capture holds, their delays and their ambient capture switch are put back as they were.
 - `namespaces` (function): a `Namespaces` with a fresh random prefix; its namespaces are deleted afterwards.
+- `mesh_crds` (session): Istio's CRDs and the Gateway API's standard channel installed in the shared control plane
+  (`mesh_crds.install`), once, on first use; what was installed is removed at the end of the session.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from types import FrameType
 
 import pytest
 
+from localkube import mesh_crds as crds
 from localkube.binaries import Binaries, find_binaries
 from localkube.cluster import Cluster, running_cluster
 from localkube.namespaces import Namespaces
@@ -70,9 +73,11 @@ def cluster(control_plane: Cluster) -> Iterator[Cluster]:
     injector_state = control_plane.injector.state()
     kubelets = control_plane.kubelets
     delays = kubelets.ready_delay, kubelets.deletion_delay
+    ambient_capture = kubelets.ambient_capture
     yield control_plane
     kubelets.release_all()
     kubelets.ready_delay, kubelets.deletion_delay = delays
+    kubelets.ambient_capture = ambient_capture
     control_plane.injector.restore(injector_state)
 
 
@@ -81,3 +86,15 @@ def namespaces(cluster: Cluster) -> Iterator[Namespaces]:
     created = Namespaces(cluster.api)
     yield created
     created.delete_all()
+
+
+@pytest.fixture(scope="session")
+def mesh_crds(control_plane: Cluster) -> Iterator[crds.Installed]:
+    if not crds.ISTIO_CRDS.is_file():
+        message = f"no Istio CRDs at {crds.ISTIO_CRDS}"
+        if os.environ.get("AKS_ISTIO_REQUIRE_CLUSTER"):
+            pytest.fail(f"AKS_ISTIO_REQUIRE_CLUSTER is set, but {message}")
+        pytest.skip(message)
+    installed = crds.install(control_plane.api)
+    yield installed
+    crds.uninstall(control_plane.api, installed)
