@@ -302,7 +302,7 @@ def slim_workload(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "metadata": {
             key: meta[key]
-            for key in ("name", "namespace", "ownerReferences", "generation", "resourceVersion")
+            for key in ("name", "namespace", "uid", "ownerReferences", "generation", "resourceVersion")
             if key in meta
         },
         "spec": {

@@ -39,6 +39,10 @@ Verify = Callable[[WorkloadRef, Mapping[str, Any]], str | None]
 """Checks a finished rollout's pods; returns why they are not on the declared data plane, or None."""
 
 
+def _uid(obj: Mapping[str, Any] | None) -> str:
+    return str(((obj or {}).get("metadata") or {}).get("uid") or "")
+
+
 def _generation(obj: Mapping[str, Any] | None) -> int:
     return int(((obj or {}).get("metadata") or {}).get("generation") or -1) if obj is not None else -1
 
@@ -67,6 +71,8 @@ class Tracker:
     """Rollouts done (or workloads deleted: None) and not yet checked by the window."""
     failure: str | None = None
     latest: dict[WorkloadRef, Mapping[str, Any] | None] = field(default_factory=dict)
+    gone: dict[WorkloadRef, str] = field(default_factory=dict)
+    """The uid of each planned workload the watch saw deleted: a PATCH answer of that same object is older."""
     changed: threading.Condition = field(default_factory=threading.Condition)
 
     def start(self, ref: WorkloadRef, generation: int, started: float, seen: Mapping[str, Any] | None) -> None:
@@ -76,7 +82,9 @@ class Tracker:
             # A watch event may already have brought a newer object, or an older one (even a deletion before
             # the workload was recreated and patched): keep whichever has the newer generation. At the same one the
             # event is the newer: `seen` is the PATCH's answer or a listing, and the watch runs on after either.
-            if seen is not None and _generation(seen) > _generation(self.latest.get(ref)):
+            # A deletion of the very object `seen` shows came after it, whatever the generations say.
+            deleted_since = seen is not None and ref in self.gone and self.gone[ref] == _uid(seen)
+            if seen is not None and not deleted_since and _generation(seen) > _generation(self.latest.get(ref)):
                 self.latest[ref] = seen
             self._settle(ref)
 
@@ -106,11 +114,14 @@ class Tracker:
             self.sent.difference_update(ref for ref, _ in taken)
             return taken
 
-    def observe(self, ref: WorkloadRef, obj: Mapping[str, Any] | None) -> None:
+    def observe(self, ref: WorkloadRef, obj: Mapping[str, Any] | None, *, deleted_uid: str = "") -> None:
+        """The newest object the watch (or a relist) shows of `ref`; None when it was deleted (`deleted_uid`: which)."""
         if ref not in self.targets:
             return
         with self.changed:
             self.latest[ref] = obj
+            if obj is None and deleted_uid:
+                self.gone[ref] = deleted_uid
             self._settle(ref)
 
     def fail(self, reason: str) -> None:
@@ -174,8 +185,11 @@ def watch_kind(
                     obj = event.get("object") or {}
                     resource_version = str((obj.get("metadata") or {}).get("resourceVersion") or resource_version)
                     if event.get("type") != "BOOKMARK":
-                        gone = event.get("type") == "DELETED"
-                        tracker.observe(ref_of(kind.kind, obj), None if gone else slim_workload(obj))
+                        ref = ref_of(kind.kind, obj)
+                        if event.get("type") == "DELETED":
+                            tracker.observe(ref, None, deleted_uid=_uid(obj))
+                        else:
+                            tracker.observe(ref, slim_workload(obj))
                 failures = 0
                 if time.monotonic() - opened < 1.0:
                     stop.wait(0.5)  # a watch that ends at once must not turn into a tight loop of requests
@@ -273,7 +287,7 @@ class Window:
         successes, rolled, total = 0, 0, len(plan.restart) + len(awaited)
 
         def take_answers() -> None:
-            nonlocal successes
+            nonlocal successes, total
             for ref, answer in tracker.take_answers():
                 if isinstance(answer, BaseException):
                     # Only our own messages are quoted: another exception's text may carry a credential.
@@ -281,6 +295,7 @@ class Window:
                     tracker.fail(why)
                 elif answer is None:
                     deleted.append(ref)
+                    total -= 1  # gone before its PATCH: nothing to roll out
                 else:
                     restarted.append(ref)
                     # One line per workload: if the run fails later, the log still names everything it restarted.
@@ -313,8 +328,9 @@ class Window:
                 # The PATCHes in flight finish first, so that the failure names every workload restarted.
                 tracker.await_answers()
                 take_answers()
-                raise self._stopped(tracker, len(plan.restart), restarted)
-            while queue and tracker.in_window() < self.width(successes):
+                raise self._stopped(tracker, len(plan.restart), restarted, left_mismatched)
+            # A watcher may report a failure at any moment: none is sent after it.
+            while queue and tracker.failure is None and tracker.in_window() < self.width(successes):
                 ref = queue.pop(0)
                 tracker.send(ref)
                 send(ref)
@@ -342,7 +358,9 @@ class Window:
         except Exception as exc:
             return f"the check of {ref}'s new pods failed unexpectedly ({type(exc).__name__})"
 
-    def _stopped(self, tracker: Tracker, planned: int, restarted: list[WorkloadRef]) -> RestartError:
+    def _stopped(
+        self, tracker: Tracker, planned: int, restarted: list[WorkloadRef], left_mismatched: Mapping[WorkloadRef, str]
+    ) -> RestartError:
         rolling = sorted(tracker.rolling)
         done = tuple(str(ref) for ref in sorted(restarted))
         first = f"restarted {len(done)} of {planned} workloads" + (f" ({name_list(done)})" if done else "")
@@ -350,9 +368,15 @@ class Window:
             first = "restarted nothing"  # only workloads an earlier run restarted were awaited
         still = f"; still rolling out: {name_list(rolling)}" if rolling else ""
         then = " and waits for these" if self._wait else ""
+        earlier = (
+            f". Besides, {len(left_mismatched)} workloads restarted by an earlier run for this change still run other "
+            f"pods than declared: {'; '.join(left_mismatched[ref] for ref in sorted(left_mismatched))}"
+            if left_mismatched
+            else ""
+        )
         return RestartError(
             f"{first}, then: {tracker.failure}. No further restart was started{still}. The restarts are recorded on "
-            f"the workloads: a re-run restarts only the others{then}",
+            f"the workloads: a re-run restarts only the others{then}{earlier}",
             done,
         )
 

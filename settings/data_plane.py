@@ -153,9 +153,9 @@ def image_release(image: str) -> str:
 
     Only for states written before the version was recorded beside the image.
     """
-    if ":" not in image:
-        return ""
-    tag = image.split("@", 1)[0].rsplit(":", 1)[1].split("-", 1)[0]
+    reference = image.split("@", 1)[0]
+    last = reference.rsplit("/", 1)[-1]  # a registry's port is not a tag
+    tag = last.rsplit(":", 1)[1].split("-", 1)[0] if ":" in last else ""
     return tag if istio_release(tag) else ""
 
 

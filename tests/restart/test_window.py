@@ -7,6 +7,7 @@ chosen, so that the bounds hold in every interleaving that matters, not only in 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -188,3 +189,26 @@ def test_without_waiting_every_workload_is_patched_once_and_none_is_checked() ->
     cluster = ScriptedCluster(stuck=frozenset(ref.name for ref in REFS))
     result = window(cluster, lambda _r, _o: "never called", width=3, wait=False).run(plan(), LISTINGS, {})
     assert sorted(result.restarted) == sorted(REFS) and sorted(cluster.patched) == sorted(REFS)
+
+
+class DeletingCluster(ScriptedCluster):
+    """Every patched workload is deleted at once: the watch reports the deletion before the window takes the answer."""
+
+    def patch(self, ref: WorkloadRef, _body: Mapping[str, Any]) -> dict[str, Any]:
+        answer = deployment(ref, 2, 1)
+        answer["metadata"]["uid"] = f"uid-{ref.name}"
+        with self._lock:
+            self.patched.append(ref)
+            self._events.append({"type": "DELETED", "object": {**answer, "metadata": dict(answer["metadata"])}})
+            self._lock.notify_all()
+        return answer
+
+
+def test_a_workload_deleted_right_after_its_patch_is_not_awaited_until_the_timeout() -> None:
+    cluster = DeletingCluster()
+    started = time.monotonic()
+    result = window(cluster, lambda _r, _o: "never called: nothing left to check", timeout=5).run(
+        plan(REFS[:2]), LISTINGS, {}
+    )
+    assert sorted(result.restarted) == sorted(REFS[:2])
+    assert time.monotonic() - started < 4, "the deletion ended the wait; the timeout did not"
