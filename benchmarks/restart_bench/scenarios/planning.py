@@ -21,7 +21,7 @@ from benchmarks.restart_bench.client_process import Done
 from benchmarks.restart_bench.population import Population
 from benchmarks.restart_bench.program import PLAN_PHASE, program, restart_inputs
 from benchmarks.restart_bench.progress import log
-from benchmarks.restart_bench.scenarios import Figure, Limits, Outcome
+from benchmarks.restart_bench.scenarios import Figure, Limits, Outcome, alternating_ratios, floor_figures
 from restart.kube import KINDS, Cluster, Listing, RetryPolicy, connect
 from restart.objects import MESH_POD_LABEL, ROLLABLE_KINDS
 from restart.plan import plan_restart
@@ -29,8 +29,6 @@ from restart.request import RestartRequest
 from restart.run import plan_cluster
 
 OUTSIDE_FACTOR = 2
-TARGET_FLOOR_RATIO = 1.3
-_MET = {True: "met", False: "not met"}
 LIST_WAYS: dict[str, tuple[str, dict[str, Any]]] = {
     "pods, all": ("Pod", {}),
     "pods, istiod's label": ("Pod", {"label_selector": MESH_POD_LABEL}),
@@ -129,13 +127,7 @@ def _kib(count: float) -> str:
 def figures(steps: list[Step], costs: dict[str, float]) -> list[Figure]:
     floors = [step.seconds for step in steps if step.key == "floor"]
     programs = [step for step in steps if step.key == "program"]
-    floor_median = statistics.median(floors)
-    program_median = statistics.median(step.seconds for step in programs)
-    ratio = program_median / floor_median
-    pair_ratios = ", ".join(
-        f"{(a.seconds / b.seconds) if a.key == 'program' else (b.seconds / a.seconds):.2f}x"
-        for a, b in zip(steps[::2], steps[1::2], strict=False)
-    )
+    pair_ratios = alternating_ratios(steps, lambda step: step.key == "program")
     planning = statistics.median(step.phases.get(PLAN_PHASE, 0.0) for step in programs)
     lists: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
@@ -145,14 +137,9 @@ def figures(steps: list[Step], costs: dict[str, float]) -> list[Figure]:
     runs = len(programs)
     listed = ", ".join(f"{name.removeprefix('LIST ')} {count / runs:g}" for name, count in sorted(lists.items()))
     answered = ", ".join(f"{name} {_kib(count / runs)}" for name, count in sorted(sizes.items()))
+    compared, _program_median = floor_figures(floors, [step.seconds for step in programs], f"each pair: {pair_ratios}")
     return [
-        Figure(f"Floor, median of {len(floors)}", f"{floor_median:.2f} s"),
-        Figure(f"Program without wait, median of {runs}", f"{program_median:.2f} s"),
-        Figure(
-            "Program / floor",
-            f"{ratio:.2f}x (each pair: {pair_ratios})",
-            f"within {TARGET_FLOOR_RATIO}x: {_MET[ratio <= TARGET_FLOOR_RATIO]}",
-        ),
+        *compared,
         Figure("The program's connect, lists and plan (median)", f"{planning:.2f} s"),
         Figure("The program's LIST requests per run (pages)", listed or "none"),
         Figure(

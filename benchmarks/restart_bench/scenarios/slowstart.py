@@ -19,7 +19,7 @@ from benchmarks.restart_bench.client_process import Done
 from benchmarks.restart_bench.population import BENCH_LABEL, Population
 from benchmarks.restart_bench.program import program, restart_inputs
 from benchmarks.restart_bench.progress import log
-from benchmarks.restart_bench.scenarios import Figure, Limits, Outcome
+from benchmarks.restart_bench.scenarios import Figure, Limits, Outcome, alternating_ratios, target
 from localkube.sidecar import VALIDATION
 from restart.request import RestartError, RestartRequest
 from restart.run import run_restart
@@ -28,7 +28,6 @@ DEPLOYMENTS = 200
 TARGET_RATIO = 1.15
 TARGET_REACH = 1
 FAILURE_TIMEOUT_SECONDS = 10
-_MET = {True: "met", False: "not met"}
 
 
 def failing_restart(inputs: dict[str, Any]) -> Done:
@@ -114,21 +113,18 @@ def figures(steps: list[Step], reach: dict[bool, int]) -> list[Figure]:
 
     slow, fixed = walls("program-wait-slow"), walls("program-wait-fixed")
     ratio = statistics.median(slow) / statistics.median(fixed)
-    pair_ratios = ", ".join(
-        f"{(a.seconds / b.seconds) if a.key.endswith('slow') else (b.seconds / a.seconds):.2f}x"
-        for a, b in zip(steps[::2], steps[1::2], strict=False)
-    )
+    pair_ratios = alternating_ratios(steps, lambda step: step.key.endswith("slow"))
     return [
         Figure(
             "A bad change (its first rollout fails): workloads restarted, slow start / fixed window",
             f"{reach[True]} / {reach[False]}",
-            f"exactly {TARGET_REACH} with slow start: {_MET[reach[True] == TARGET_REACH]}",
+            target(f"exactly {TARGET_REACH} with slow start", reach[True] == TARGET_REACH),
         ),
         Figure(f"Slow start, waitForRollout, median of {len(slow)}", f"{statistics.median(slow):.2f} s"),
         Figure(f"Fixed window, waitForRollout, median of {len(fixed)}", f"{statistics.median(fixed):.2f} s"),
         Figure(
             f"Slow start / fixed window ({DEPLOYMENTS} healthy Deployments)",
             f"{ratio:.2f}x (each pair: {pair_ratios})",
-            f"within {TARGET_RATIO}x: {_MET[ratio <= TARGET_RATIO]}",
+            target(f"within {TARGET_RATIO}x", ratio <= TARGET_RATIO),
         ),
     ]
