@@ -12,6 +12,7 @@ import os
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from restart.objects import WorkloadRef
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = stack_settings(args.stack)
         kubeconfig = path.read_text()
         request = RestartRequest.of_settings(settings.istio, settings.restart, settings.mesh, kubeconfig)
+        # No state to compare with: every sidecar namespace's pods are read, those without their sidecar shown.
+        request = replace(request, entering=request.data_plane.sidecar_namespaces)
         plan = plan_cluster(request)
     except (ConfigError, RestartError) as exc:
         print(f"error: {exc}", file=sys.stderr)

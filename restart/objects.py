@@ -36,6 +36,14 @@ KNOWN_OWNERS = {("apps", "ReplicaSet"), ("apps", "Deployment"), ("apps", "Statef
 """Owner kinds recognised by their API group as well as their kind: `apps.kruise.io` also has a StatefulSet."""
 POD_TEMPLATE_HASH_LABEL = "pod-template-hash"
 """The Deployment controller names each ReplicaSet `<deployment>-<hash>` and labels its pods with the hash."""
+INJECT_KEY = "sidecar.istio.io/inject"
+"""A pod's own choice about injection, as a label (what istiod's webhook selects on) or an annotation."""
+DATAPLANE_MODE_LABEL = "istio.io/dataplane-mode"
+"""On a namespace: `ambient` puts its pods in ambient mode. On a pod: `none` keeps it out of ambient capture."""
+CAPTURED_ANNOTATION = "ambient.istio.io/redirection"
+"""Written on a pod by the CNI node agent once ztunnel captures its traffic (`enabled`)."""
+HBONE_ENV = "ISTIO_META_ENABLE_HBONE"
+"""The ambient profile's proxy metadata: a sidecar injected with it speaks HBONE, so it reaches ambient pods."""
 
 
 class Redirection(StrEnum):
@@ -103,6 +111,47 @@ def has_sidecar(pod: Mapping[str, Any]) -> bool:
         c.get("name") == SIDECAR_CONTAINER and c.get("restartPolicy") == "Always"
         for c in _containers(pod, "initContainers")
     )
+
+
+def _injection_choice(pod: Mapping[str, Any]) -> str | None:
+    """The pod's `sidecar.istio.io/inject`, the label first (as istiod's webhook reads it)."""
+    meta = metadata_of(pod)
+    for source in (meta.get("labels"), meta.get("annotations")):
+        value = (source or {}).get(INJECT_KEY)
+        if isinstance(value, str):
+            return value.lower()
+    return None
+
+
+def opted_out_of_injection(pod: Mapping[str, Any]) -> bool:
+    """`sidecar.istio.io/inject: "false"`: the pod runs without a sidecar on purpose."""
+    return _injection_choice(pod) == "false"
+
+
+def asks_for_sidecar(pod: Mapping[str, Any]) -> bool:
+    """`sidecar.istio.io/inject: "true"`: istiod injects it wherever it runs, ambient namespaces included."""
+    return _injection_choice(pod) == "true"
+
+
+def is_captured(pod: Mapping[str, Any]) -> bool:
+    """ztunnel captures the pod's traffic, as the CNI node agent records on it."""
+    return (metadata_of(pod).get("annotations") or {}).get(CAPTURED_ANNOTATION) == "enabled"
+
+
+def left_out_of_ambient(pod: Mapping[str, Any]) -> bool:
+    """`istio.io/dataplane-mode: none` on the pod: ambient mode leaves it alone."""
+    return (metadata_of(pod).get("labels") or {}).get(DATAPLANE_MODE_LABEL) == "none"
+
+
+def speaks_hbone(pod: Mapping[str, Any]) -> bool:
+    """Its `istio-proxy` was injected with the ambient profile's `ISTIO_META_ENABLE_HBONE=true`."""
+    for container in (*_containers(pod, "containers"), *_containers(pod, "initContainers")):
+        if container.get("name") == SIDECAR_CONTAINER:
+            return any(
+                isinstance(item, Mapping) and item.get("name") == HBONE_ENV and str(item.get("value")).lower() == "true"
+                for item in container.get("env") or []
+            )
+    return False
 
 
 def pod_revision(pod: Mapping[str, Any]) -> str | None:
@@ -265,7 +314,12 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
             "labels": {
                 key: value
                 for key, value in (meta.get("labels") or {}).items()
-                if key in (POD_TEMPLATE_HASH_LABEL, REVISION_LABEL)
+                if key in (POD_TEMPLATE_HASH_LABEL, REVISION_LABEL, INJECT_KEY, DATAPLANE_MODE_LABEL)
+            },
+            "annotations": {
+                key: value
+                for key, value in (meta.get("annotations") or {}).items()
+                if key in (INJECT_KEY, CAPTURED_ANNOTATION)
             },
         },
         "spec": {
@@ -280,9 +334,12 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _slim_container(container: Mapping[str, Any]) -> dict[str, Any]:
-    """A container's name; the sidecar's image too (what planning compares)."""
+    """A container's name; the sidecar's image and HBONE setting too (what planning compares)."""
     if container.get("name") == SIDECAR_CONTAINER:
-        return {"name": container.get("name"), "image": container.get("image")}
+        env = [
+            item for item in container.get("env") or [] if isinstance(item, Mapping) and item.get("name") == HBONE_ENV
+        ]
+        return {"name": container.get("name"), "image": container.get("image"), "env": env}
     return {"name": container.get("name")}
 
 

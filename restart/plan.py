@@ -3,11 +3,12 @@
 Every function here is pure: it reads pods and workloads as the Kubernetes API returns them (camelCase
 JSON dicts) and never talks to a cluster, so the whole decision can be tested without one.
 
-A pod needs re-injection when it carries an Istio sidecar that differs from what its namespace should run:
-its traffic redirection (with the CNI plugin, istiod injects an `istio-validation` init container; without
+A pod needs re-injection when what it runs differs from what its namespace should run (`pod_mismatch`): a sidecar
+in a namespace of ambient mode, or none in a sidecar namespace of the mesh (unless the pod opted out); and for a
+sidecar, its traffic redirection (with the CNI plugin, istiod injects an `istio-validation` init container; without
 it, an `istio-init` init container that needs NET_ADMIN/NET_RAW), the revision that injected it (the
-`istio.io/rev` label: `default`, or a canary's such as `1-30-3`), or its `istio-proxy` image. Pods are
-recreated by rolling their owning workload, the way `kubectl rollout restart` does.
+`istio.io/rev` label: `default`, or a canary's such as `1-30-3`), its `istio-proxy` image, or HBONE once the mesh
+runs ambient mode. Pods are recreated by rolling their owning workload, the way `kubectl rollout restart` does.
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ from restart.objects import (
     ROLLABLE_KINDS,
     Redirection,
     WorkloadRef,
+    asks_for_sidecar,
     has_sidecar,
     is_active,
+    is_captured,
     is_paused,
     is_running,
+    left_out_of_ambient,
     metadata_of,
+    opted_out_of_injection,
     partition,
     pod_revision,
     redirection,
@@ -39,9 +44,11 @@ from restart.objects import (
     resolve_owner,
     same_image,
     sidecar_image,
+    speaks_hbone,
     template_annotations,
 )
 from settings.data_plane import ControlPlane, DeclaredDataPlane
+from settings.model import AMBIENT_MODE, SIDECAR_MODE
 
 
 class SkipReason(StrEnum):
@@ -84,6 +91,11 @@ class RestartReason(StrEnum):
     """An `istio-proxy` image other than the one istiod injects now (an Istio upgrade, another hub or variant)."""
     REVISION = "revision"
     """Injected by another control plane than the namespace's (moved to or from the canary, promoted, rolled back)."""
+    DATAPLANE_MODE = "dataplaneMode"
+    """A sidecar in a namespace of ambient mode, or none in a sidecar namespace of the mesh (moved back from ambient,
+    or new to the mesh), where the pod did not opt out (`sidecar.istio.io/inject: "false"`)."""
+    HBONE = "hbone"
+    """A sidecar injected before the mesh ran ambient mode's components: without HBONE it cannot reach ambient pods."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +154,37 @@ def mismatch(
     return tuple(sorted(reasons))
 
 
+def pod_mismatch(pod: Mapping[str, Any], data_plane: DeclaredDataPlane) -> tuple[RestartReason, ...]:
+    """How a pod differs from what its namespace should run (empty: it matches, or it is not compared).
+
+    A pod's own `sidecar.istio.io/inject` wins over its namespace's mode, as it does for istiod's webhook: `"false"`
+    keeps it without a sidecar in a sidecar namespace, `"true"` gets it one in an ambient namespace (compared then as
+    any sidecar). A sidecar without redirection (a gateway) is not compared.
+    """
+    mode = data_plane.mode(str(metadata_of(pod).get("namespace", "")))
+    if not has_sidecar(pod):
+        due = mode == SIDECAR_MODE and not opted_out_of_injection(pod)
+        return (RestartReason.DATAPLANE_MODE,) if due else ()
+    if mode == AMBIENT_MODE and not asks_for_sidecar(pod):
+        return (RestartReason.DATAPLANE_MODE,)
+    namespace = str(metadata_of(pod).get("namespace", ""))
+    reasons = mismatch(pod, desired_redirection(data_plane.cni_enabled), data_plane.acceptable(namespace))
+    if data_plane.hbone and redirection(pod) is not Redirection.NONE and not speaks_hbone(pod):
+        reasons = (*reasons, RestartReason.HBONE)
+    return tuple(sorted(reasons))
+
+
+def not_captured(pod: Mapping[str, Any], data_plane: DeclaredDataPlane) -> bool:
+    """A pod of an ambient namespace, without a sidecar, that ztunnel has not captured (nor was meant to)."""
+    namespace = str(metadata_of(pod).get("namespace", ""))
+    return (
+        data_plane.mode(namespace) == AMBIENT_MODE
+        and not has_sidecar(pod)
+        and not left_out_of_ambient(pod)
+        and not is_captured(pod)
+    )
+
+
 def desired_redirection(cni_enabled: bool) -> Redirection:
     return Redirection.CNI if cni_enabled else Redirection.IPTABLES_INIT
 
@@ -177,7 +220,9 @@ class _OwnerPods:
     """What the active pods of one owner look like, aggregated over all of them."""
 
     sidecar: bool = False
-    redirected: bool = False
+    """One of its pods has a sidecar, or should have one (its namespace runs sidecars)."""
+    compared: bool = False
+    """One of its pods is compared with the declaration: redirected by its sidecar, or due a change of mode."""
     reasons: set[RestartReason] = field(default_factory=set)
     removed: set[str] = field(default_factory=set)
     """Revisions of its pods that this update removes: once their istiod is deleted, they are gone."""
@@ -198,7 +243,6 @@ def plan_restart(
     namespaces first (a bad canary shows on them), then namespace by namespace.
     """
     excluded = data_plane.exclude_namespaces
-    wanted = desired_redirection(data_plane.cni_enabled)
     replicaset_index = {(ref.namespace, ref.name): rs for rs in replicasets for ref in [ref_of("ReplicaSet", rs)]}
     workload_index = {ref_of(kind, obj): obj for kind, obj in workloads}
 
@@ -208,16 +252,16 @@ def plan_restart(
         if not is_active(pod):
             continue
         state = owners.setdefault(resolve_owner(pod, replicaset_index), _OwnerPods())
-        if not has_sidecar(pod):
-            continue
-        state.sidecar = True
-        revision = pod_revision(pod)
-        if revision in removing:
-            state.removed.add(revision)
-        if redirection(pod) is not Redirection.NONE:
-            state.redirected = True
-            namespace = str(metadata_of(pod).get("namespace", ""))
-            state.reasons.update(mismatch(pod, wanted, data_plane.acceptable(namespace)))
+        reasons = pod_mismatch(pod, data_plane)
+        if has_sidecar(pod):
+            state.sidecar = True
+            revision = pod_revision(pod)
+            if revision in removing:
+                state.removed.add(revision)
+            state.compared = state.compared or bool(reasons) or redirection(pod) is not Redirection.NONE
+        elif reasons:
+            state.sidecar = state.compared = True
+        state.reasons.update(reasons)
 
     restart: list[WorkloadRef] = []
     recheck: list[WorkloadRef] = []
@@ -228,7 +272,7 @@ def plan_restart(
             skipped[owner] = SkipReason.EXCLUDED_NAMESPACE
         elif not state.sidecar:
             skipped[owner] = SkipReason.NO_SIDECAR
-        elif not state.redirected:
+        elif not state.compared:
             skipped[owner] = SkipReason.NO_REDIRECTION
         elif not state.reasons:
             skipped[owner] = SkipReason.ALREADY_MATCHING
@@ -273,18 +317,18 @@ def mismatched_pods(
     replicasets: Iterable[Mapping[str, Any]],
     owners: Iterable[WorkloadRef],
 ) -> dict[WorkloadRef, list[str]]:
-    """After rollouts finished: the running pods of `owners` whose sidecar still differs from the declared one.
+    """After rollouts finished: the running pods of `owners` that still differ from the declared data plane, or
+    that ztunnel did not capture in an ambient namespace.
 
     Pods being deleted or not running are left out: the old pods of a finished rollout are on their way
-    out. What is left means istiod injected the new pods for the old setting.
+    out. What is left means istiod injected the new pods for the old setting, or the CNI node agent did not
+    capture them.
     """
-    wanted = desired_redirection(data_plane.cni_enabled)
     watched = set(owners)
     replicaset_index = {(ref.namespace, ref.name): rs for rs in replicasets for ref in [ref_of("ReplicaSet", rs)]}
     found: dict[WorkloadRef, list[str]] = {}
     for pod in pods:
-        acceptable = data_plane.acceptable(str(metadata_of(pod).get("namespace", "")))
-        if not is_running(pod) or not has_sidecar(pod) or not mismatch(pod, wanted, acceptable):
+        if not is_running(pod) or not (pod_mismatch(pod, data_plane) or not_captured(pod, data_plane)):
             continue
         owner = resolve_owner(pod, replicaset_index)
         if owner in watched:

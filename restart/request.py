@@ -40,6 +40,8 @@ INPUTS: Mapping[str, Input] = {
     "canaryNamespaces": Input("names", restarts=True, added_later=True),
     "meshNamespaces": Input("names", added_later=True),
     "allowDowngradeFrom": Input("version", added_later=True),
+    "ambientNamespaces": Input("names", restarts=True, added_later=True),
+    "hbone": Input("boolean", restarts=True, added_later=True),
     "maxConcurrent": Input("count"),
     "waitForRollout": Input("boolean"),
     "slowStart": Input("boolean", added_later=True),
@@ -65,6 +67,10 @@ class RestartRequest:
     removing: frozenset[str] = frozenset()
     """Revisions this update removes: the last rolled-out data plane's (the state's) that this one drops. Not an
     input: the provider reads it from its old state. Pods left on one of them stop the update (`stranded`)."""
+    entering: frozenset[str] = frozenset()
+    """Sidecar namespaces of the mesh whose pods may run without the sidecar they are due: new to the mesh, or moved
+    back from ambient mode (`entering_sidecars`). Not an input either; their pods are listed whole, since istiod's
+    label finds only the pods it injected."""
 
     @classmethod
     def of_settings(
@@ -103,6 +109,16 @@ class RestartRequest:
             "slowStart": self.slow_start,
             "timeoutSeconds": self.timeout_seconds,
         }
+
+
+def entering_sidecars(declared: DeclaredDataPlane, rolled_out: DeclaredDataPlane | None) -> frozenset[str]:
+    """The declared sidecar namespaces that ran no sidecars at the last rollout: all of them on a first install
+    (`rolled_out` None); none when the last rollout did not record its mesh (an older state: nothing to compare)."""
+    if rolled_out is None:
+        return declared.sidecar_namespaces
+    if not rolled_out.mesh_namespaces:
+        return frozenset()
+    return declared.sidecar_namespaces - rolled_out.sidecar_namespaces
 
 
 def completed(props: Mapping[str, Any]) -> dict[str, Any]:

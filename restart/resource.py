@@ -25,7 +25,7 @@ from pulumi.runtime import rpc
 
 from restart.plan import fingerprint
 from restart.report import summarize
-from restart.request import INPUTS, RestartError, RestartRequest, as_int, completed
+from restart.request import INPUTS, RestartError, RestartRequest, as_int, completed, entering_sidecars
 from settings.data_plane import DeclaredDataPlane
 from settings.istio_releases import upgrade_refusal
 from settings.model import IstioSettings, MeshSettings, RestartSettings
@@ -89,6 +89,10 @@ def _plain_bag(props: Mapping[str, Any]) -> dict[str, Any]:
     return completed({key: _plain(props.get(key)) for key in INPUTS})
 
 
+def _data_plane(props: Mapping[str, Any]) -> DeclaredDataPlane:
+    return DeclaredDataPlane.from_inputs(_plain_bag(props))
+
+
 def _progress(message: str) -> None:
     # Inside the provider host there is no engine connection: pulumi.log then writes to stderr, which the
     # engine shows as the resource's diagnostic output.
@@ -107,7 +111,7 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
         # last. This state is written only when a rollout succeeded, so it is what the data plane runs: a
         # release upgrade that failed and rolled back cannot make a later skip look like one step.
         if not failures:
-            deployed, declared = DeclaredDataPlane.from_inputs(_plain_bag(olds)), DeclaredDataPlane.from_inputs(inputs)
+            deployed, declared = _data_plane(olds), DeclaredDataPlane.from_inputs(inputs)
             if refusal := upgrade_refusal(deployed, declared):
                 failures.append(pulumi.dynamic.CheckFailure("version", refusal))
         return pulumi.dynamic.CheckResult(inputs, failures)
@@ -130,12 +134,9 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
     @staticmethod
     def restarts(olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:
         """Whether the declared data plane changed (its fingerprint, which ignores the exclusions while the CNI
-        is off)."""
-
-        def declared(props: Mapping[str, Any]) -> str:
-            return fingerprint(DeclaredDataPlane.from_inputs(_plain_bag(props)))
-
-        return declared(olds) != declared(news)
+        is off), or a namespace joined the sidecars of the mesh (its pods are due one)."""
+        rolled_out, declared = _data_plane(olds), _data_plane(news)
+        return fingerprint(rolled_out) != fingerprint(declared) or bool(entering_sidecars(declared, rolled_out))
 
     def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
         # The first install on a running cluster is the article's case: restart what needs it.
@@ -162,9 +163,12 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
         from restart import run  # heavy: only where the cluster is needed
 
         request = RestartRequest.from_inputs(_plain_bag(props))
-        if olds is not None:
-            rolled_out = DeclaredDataPlane.from_inputs(_plain_bag(olds))
-            request = replace(request, removing=rolled_out.revisions - request.data_plane.revisions)
+        rolled_out = None if olds is None else _data_plane(olds)
+        request = replace(
+            request,
+            removing=frozenset() if rolled_out is None else rolled_out.revisions - request.data_plane.revisions,
+            entering=entering_sidecars(request.data_plane, rolled_out),
+        )
         try:
             outcome = run.run_restart(request, _progress)
         except RestartError as exc:

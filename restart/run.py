@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 from restart.kube import KINDS, Cluster, Listing, RetryPolicy, connect
 from restart.objects import MESH_POD_LABEL, ROLLABLE_KINDS, controller_of, owner_kind, ref_of
@@ -24,7 +25,7 @@ from settings.data_plane import DeclaredDataPlane
 from settings.model import DEFAULT_REVISION, ISTIO_NAMESPACE
 
 
-def _read_cluster(cluster: Cluster) -> dict[str, Listing]:
+def _read_cluster(cluster: Cluster, entering: frozenset[str] = frozenset()) -> dict[str, Listing]:
     """The pods of the mesh and what owns them, at the cost of the mesh rather than of the cluster.
 
     - Pods by istiod's label (`MESH_POD_LABEL`): a pod without a sidecar is never re-injected, so pods outside the
@@ -37,12 +38,18 @@ def _read_cluster(cluster: Cluster) -> dict[str, Listing]:
       traced to its Deployment (`resolve_owner`).
     - StatefulSets and DaemonSets only when a listed pod is owned by one; Deployments side by side with the pods,
       since most meshes run mostly Deployments (waiting for the pods first would add the pods' list to the time).
+    - Every pod of the `entering` namespaces as well: their pods may lack the sidecar they are due, and istiod's
+      label finds only the pods it injected.
     """
     with ThreadPoolExecutor(max_workers=len(KINDS)) as pool:
         pods = pool.submit(cluster.list_all, KINDS["Pod"], label_selector=MESH_POD_LABEL, from_cache=True)
         replicasets = pool.submit(cluster.list_all, KINDS["ReplicaSet"], metadata_only=True, from_cache=True)
         deployments = pool.submit(cluster.list_all, KINDS["Deployment"], from_cache=True)
-        listings = {"Pod": pods.result()}
+        whole = [
+            pool.submit(cluster.list_all, KINDS["Pod"], namespace=namespace, from_cache=True)
+            for namespace in sorted(entering)
+        ]
+        listings = {"Pod": _merged(pods.result(), *(listing.result() for listing in whole))}
         owned = {owner_kind(owner) for pod in listings["Pod"].items if (owner := controller_of(pod)) is not None}
         others = {
             kind: pool.submit(cluster.list_all, KINDS[kind], from_cache=True)
@@ -54,6 +61,23 @@ def _read_cluster(cluster: Cluster) -> dict[str, Listing]:
             if kind != "Deployment":
                 listings[kind] = others[kind].result() if kind in others else Listing([], "")
         return listings
+
+
+def _merged(first: Listing, *others: Listing) -> Listing:
+    """One listing of pods from several, each pod once (the whole namespaces repeat the injected pods)."""
+    seen = {_uid(pod) for pod in first.items}
+    items = list(first.items)
+    for listing in others:
+        for pod in listing.items:
+            if (uid := _uid(pod)) not in seen:
+                seen.add(uid)
+                items.append(pod)
+    return Listing(items, first.resource_version)
+
+
+def _uid(pod: Mapping[str, Any]) -> tuple[str, str]:
+    meta = pod.get("metadata") or {}
+    return (str(meta.get("namespace", "")), str(meta.get("name", "")))
 
 
 def _plan(data_plane: DeclaredDataPlane, listings: Mapping[str, Listing], removing: frozenset[str]) -> RestartPlan:
@@ -79,7 +103,7 @@ def _installed_revisions(deployments: Listing) -> frozenset[str]:
 def plan_cluster(request: RestartRequest, *, retry: RetryPolicy | None = None, page_size: int = 500) -> RestartPlan:
     """What a run of `request` would restart, skip and report now: the same lists and planner, no PATCH."""
     with connect(request.kubeconfig, retry or RetryPolicy(), page_size, len(KINDS)) as cluster:
-        listings = _read_cluster(cluster)
+        listings = _read_cluster(cluster, request.entering)
     # No state here: the revisions this update would remove are the installed istiods' that are not declared.
     removing = _installed_revisions(listings["Deployment"]) - request.data_plane.revisions
     return _plan(request.data_plane, listings, removing)
@@ -97,7 +121,7 @@ def run_restart(
     retry = retry or RetryPolicy()
     pool_size = max(1, request.max_concurrent) + len(KINDS)
     with connect(request.kubeconfig, retry, page_size, pool_size) as cluster:
-        listings = _read_cluster(cluster)
+        listings = _read_cluster(cluster, request.entering)
         plan = _plan(request.data_plane, listings, request.removing)
         report_plan(request, plan, progress)
         restarted_at = rfc3339(now())

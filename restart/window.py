@@ -28,11 +28,12 @@ from typing import Any
 import urllib3
 
 from restart.kube import KINDS, Cluster, GoneError, Kind, Listing, RetryPolicy, WatchHandle
-from restart.objects import WorkloadRef, ref_of, selector_query, slim_workload
+from restart.objects import CAPTURED_ANNOTATION, WorkloadRef, ref_of, selector_query, slim_workload
 from restart.plan import RestartPlan, mismatched_pods
 from restart.request import RestartError, RestartRequest, name_list
 from restart.rollout import rollout_complete, rollout_failure
 from settings.data_plane import DeclaredDataPlane
+from settings.model import AMBIENT_MODE
 
 Progress = Callable[[str], None]
 Verify = Callable[[WorkloadRef, Mapping[str, Any]], str | None]
@@ -390,10 +391,17 @@ def pod_check(cluster: Cluster, data_plane: DeclaredDataPlane, replicasets: List
         if not left:
             return None
         names = name_list(left[ref], limit=3)
+        if data_plane.mode(ref.namespace) == AMBIENT_MODE:
+            cause = (
+                "in ambient mode they must run no sidecar and be captured by ztunnel: check that the namespace has no "
+                f"injection label, and that the CNI node agent runs on their nodes (annotation {CAPTURED_ANNOTATION})"
+            )
+        else:
+            cause = "istiod probably injected them before it served the new setting"
         return (
-            f"the rollout of {ref} finished, but its pods {names} do not run the declared data plane: istiod "
-            "probably injected them before it served the new setting. It is not restarted twice for one change: "
-            "restart it by hand (kubectl rollout restart) once istiod is up to date"
+            f"the rollout of {ref} finished, but its pods {names} do not run the declared data plane: {cause}. "
+            "It is not restarted twice for one change: restart it by hand (kubectl rollout restart) once that is "
+            "mended"
         )
 
     return verify

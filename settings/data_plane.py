@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from settings.istio_releases import istio_release, revision_name
-from settings.model import DEFAULT_REVISION, IstioSettings, MeshSettings
+from settings.model import AMBIENT_MODE, DEFAULT_REVISION, SIDECAR_MODE, IstioSettings, MeshSettings
 
 GUARD_KEYS = ("version", "canaryVersion", "canaryNamespaces", "meshNamespaces", "allowDowngradeFrom")
 """The part of the bag the upgrade guard records: the control planes' releases, not their images."""
@@ -50,6 +50,11 @@ class DeclaredDataPlane:
     """Namespaces the CNI plugin leaves alone: never restarted."""
     allow_downgrade_from: str = ""
     """`istio.allowDowngradeFrom`: the deployed version an in-place downgrade is acknowledged from."""
+    ambient_namespaces: frozenset[str] = frozenset()
+    """The mesh namespaces in ambient mode: their pods run no sidecar, ztunnel captures their traffic."""
+    hbone: bool = False
+    """The mesh runs ambient mode's components: every sidecar must speak HBONE (`ISTIO_META_ENABLE_HBONE`) to reach
+    ambient pods, which a sidecar injected before the ambient profile does not."""
 
     @classmethod
     def declared(cls, istio: IstioSettings, mesh: MeshSettings) -> DeclaredDataPlane:
@@ -63,6 +68,8 @@ class DeclaredDataPlane:
             cni_enabled=istio.cni.enabled,
             exclude_namespaces=frozenset(istio.cni.exclude_namespaces),
             allow_downgrade_from=istio.allow_downgrade_from or "",
+            ambient_namespaces=frozenset(mesh.ambient),
+            hbone=istio.ambient.enabled,
         )
 
     @property
@@ -85,12 +92,23 @@ class DeclaredDataPlane:
             return (self.default,)
         return self.planes
 
+    def mode(self, namespace: str) -> str | None:
+        """`ambient` or `sidecar` for a namespace of the mesh; None outside it (or when the mesh is not known)."""
+        if namespace in self.ambient_namespaces:
+            return AMBIENT_MODE
+        return SIDECAR_MODE if namespace in self.mesh_namespaces else None
+
+    @property
+    def sidecar_namespaces(self) -> frozenset[str]:
+        return self.mesh_namespaces - self.ambient_namespaces
+
     def describe(self) -> dict[str, Any]:
         """The data plane as plain data, for the restart's fingerprint (see `restart.plan.fingerprint`).
 
         Its shape is fixed: the fingerprint is recorded on every restarted workload. Without the CNI plugin its
         exclusions have no effect, so they are left out; the default's image is left out when it is not compared,
-        and the canary when there is none: each case hashes as the release before it did.
+        the canary when there is none, the ambient namespaces and HBONE when unused: each case hashes as the release
+        before it did.
         """
         described: dict[str, Any] = {
             "enabled": self.cni_enabled,
@@ -104,6 +122,10 @@ class DeclaredDataPlane:
                 "proxyImage": self.canary.proxy_image,
                 "namespaces": sorted(self.canary_namespaces),
             }
+        if self.hbone:
+            described["hbone"] = True
+        if self.ambient_namespaces:
+            described["ambientNamespaces"] = sorted(self.ambient_namespaces)
         return described
 
     def inputs(self) -> dict[str, Any]:
@@ -120,12 +142,15 @@ class DeclaredDataPlane:
             "canaryNamespaces": sorted(self.canary_namespaces) if canary else [],
             "meshNamespaces": sorted(self.mesh_namespaces),
             "allowDowngradeFrom": self.allow_downgrade_from,
+            "ambientNamespaces": sorted(self.ambient_namespaces),
+            "hbone": self.hbone,
         }
 
     @classmethod
     def from_inputs(cls, props: Mapping[str, Any]) -> DeclaredDataPlane:
         """The declaration of a property bag (the inverse of `inputs`), missing keys read as an older release
-        wrote them: no image is "not compared", no CNI setting is the CNI (the guard records none).
+        wrote them: no image is "not compared", no CNI setting is the CNI (the guard records none), no ambient
+        namespace and no HBONE is the sidecar-only mesh before ambient mode.
 
         A state written before the versions were recorded has none: the version is then read from the proxy
         image's tag (`image_release`), the only place that older state kept it.
@@ -145,6 +170,8 @@ class DeclaredDataPlane:
             cni_enabled=True if cni is None else bool(cni),
             exclude_namespaces=_names(props.get("excludeNamespaces")),
             allow_downgrade_from=_text(props.get("allowDowngradeFrom")),
+            ambient_namespaces=_names(props.get("ambientNamespaces")),
+            hbone=props.get("hbone") is True,
         )
 
 

@@ -23,6 +23,7 @@ from settings.istio_releases import (
 from settings.rules import (
     CLUSTER_NAME,
     DNS_LABEL,
+    DNS_SUBDOMAIN,
     GUID,
     IMAGE_REPOSITORY,
     K8S_VERSION,
@@ -543,10 +544,34 @@ class IstioSettings:
             )
 
 
+SIDECAR_MODE = "sidecar"
+AMBIENT_MODE = "ambient"
+DATA_PLANE_MODES = (SIDECAR_MODE, AMBIENT_MODE)
+"""What a mesh namespace's pods run: an `istio-proxy` sidecar each, or nothing of their own (ztunnel, ambient mode)."""
+DEFAULT_WAYPOINT = "waypoint"
+"""The waypoint's name when a namespace asks for one with `waypoint: true` (the name `istioctl waypoint` uses)."""
+FINDING_KINDS = ("AuthorizationPolicy", "PeerAuthentication", "EnvoyFilter", "VirtualService", "DestinationRule")
+"""The kinds of Istio objects whose meaning changes when a namespace loses its sidecars (`restart.ambient_findings`)."""
+MAX_ACKNOWLEDGED = 200
+"""The most findings one namespace acknowledges."""
+
+
+@dataclass(frozen=True)
+class AmbientNamespace:
+    """A mesh namespace in ambient mode: no sidecars, ztunnel for mTLS and L4, an optional waypoint for L7."""
+
+    waypoint: str = ""
+    """The name of its waypoint (a Gateway of class `istio-waypoint` in the namespace); "" for none."""
+    acknowledge: tuple[str, ...] = ()
+    """Findings (`Kind/namespace/name`) of the move's safety check that the namespace's team accepts."""
+
+
 @dataclass(frozen=True)
 class MeshSettings:
     namespaces: tuple[str, ...] = ()
-    """Application namespaces created with sidecar injection enabled."""
+    """Application namespaces of the mesh, created and labelled by the program, in the stack file's order."""
+    ambient: Mapping[str, AmbientNamespace] = field(default_factory=dict)
+    """The mesh namespaces in ambient mode; every other one runs sidecars."""
 
     def __post_init__(self) -> None:
         name = config_key("mesh.namespaces")
@@ -558,6 +583,39 @@ class MeshSettings:
                     f"{name}: '{namespace}' is not allowed; expected an application namespace of its own "
                     "(the program creates each one; system namespaces and `default` cannot join the mesh)"
                 )
+        for namespace, settings in self.ambient.items():
+            where = f"{name}[{show_key(namespace)}]"
+            if namespace not in self.namespaces:
+                raise ConfigError(f"{where}: ambient mode is only for mesh namespaces; add it to {name}")
+            if settings.waypoint:
+                require_match(f"{where}.waypoint", settings.waypoint, DNS_LABEL, "a waypoint name (a DNS label)")
+            require_count(f"{where}.acknowledge", settings.acknowledge, MAX_ACKNOWLEDGED, "findings")
+            for key in settings.acknowledge:
+                if not _is_finding_key(key):
+                    raise not_allowed(
+                        f"{where}.acknowledge",
+                        key,
+                        "a finding of the move's check, `Kind/namespace/name` with Kind one of "
+                        + ", ".join(FINDING_KINDS),
+                    )
+
+    def mode(self, namespace: str) -> str:
+        """`ambient` or `sidecar` for a mesh namespace."""
+        return AMBIENT_MODE if namespace in self.ambient else SIDECAR_MODE
+
+    @property
+    def sidecar_namespaces(self) -> tuple[str, ...]:
+        return tuple(namespace for namespace in self.namespaces if namespace not in self.ambient)
+
+
+def _is_finding_key(key: str) -> bool:
+    parts = key.split("/")
+    return (
+        len(parts) == 3
+        and parts[0] in FINDING_KINDS
+        and matches(DNS_LABEL, parts[1])
+        and matches(DNS_SUBDOMAIN, parts[2])
+    )
 
 
 @dataclass(frozen=True)
@@ -611,6 +669,19 @@ class StackSettings:
                         f"namespaces ({config_key('mesh.namespaces')}: {show_names(self.mesh.namespaces) or 'none'})"
                     )
         name = config_key("mesh.namespaces")
+        if self.mesh.ambient and not self.istio.ambient.enabled:
+            first = sorted(self.mesh.ambient)[0]
+            raise ConfigError(
+                f"{name}[{show_key(first)}].mode: 'ambient' is not allowed with {config_key('istio.ambient.enabled')} "
+                "false; install ambient mode's components first (ztunnel, and every sidecar re-injected for HBONE), "
+                "then move namespaces"
+            )
+        on_canary = set(self.istio.canary.namespaces) if self.istio.canary else set()
+        for namespace in sorted(on_canary & set(self.mesh.ambient)):
+            raise ConfigError(
+                f"{config_key('istio.canary.namespaces')}: '{namespace}' is not allowed; it runs in ambient mode, "
+                "which has no sidecars for a canary to inject (ztunnel follows the newer control plane)"
+            )
         excluded = set(self.istio.cni.exclude_namespaces)
         for namespace in self.mesh.namespaces:
             if namespace in excluded:

@@ -14,12 +14,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from settings.model import (
+    DATA_PLANE_MODES,
     DEFAULT_ISTIO_VERSION,
+    DEFAULT_WAYPOINT,
     LOGIN_MODES,
+    MAX_LIST_ITEMS,
     NETWORK_PLUGINS,
+    SIDECAR_MODE,
     SYSTEM_NAMESPACES,
     UPGRADE_CHANNELS,
     AddonSettings,
+    AmbientNamespace,
     AmbientSettings,
     CanarySettings,
     ClusterSettings,
@@ -39,6 +44,8 @@ from settings.rules import (
     config_key,
     matches,
     not_allowed,
+    require_choice,
+    require_count,
     show,
     show_key,
     unknown_key,
@@ -317,12 +324,62 @@ def parse_istio(raw: Any, root: Path) -> IstioSettings:
     return _build(config_key("istio"), raw, build)
 
 
+MESH_NAMESPACE_FORM = (
+    "a namespace name, or an object with `name`, `mode` (sidecar or ambient), `waypoint` (a name, or true for "
+    f"'{DEFAULT_WAYPOINT}') and `acknowledge` (findings of the move's check)"
+)
+
+
 def parse_mesh(raw: Any) -> MeshSettings:
-    return _build(
-        config_key("mesh"),
-        raw,
-        lambda section: MeshSettings(namespaces=section.names("namespaces", (), "namespace names (DNS labels)")),
-    )
+    """`mesh.namespaces`: each item a name (a sidecar namespace, the original form) or an object."""
+
+    def build(section: Section) -> MeshSettings:
+        items = section.get("namespaces")
+        if items is None:
+            return MeshSettings()
+        key = section.path("namespaces")
+        if not isinstance(items, list):
+            raise not_allowed(key, items, f"a list; each item {MESH_NAMESPACE_FORM}")
+        require_count(key, items, MAX_LIST_ITEMS["mesh.namespaces"], "namespaces")
+        names: list[str] = []
+        ambient: dict[str, AmbientNamespace] = {}
+        for index, item in enumerate(items):
+            if isinstance(item, str):
+                names.append(item)
+                continue
+            if not isinstance(item, Mapping):
+                raise not_allowed(f"{key}[{index}]", item, MESH_NAMESPACE_FORM)
+            namespace, settings = _build(f"{key}[{index}]", item, _mesh_namespace)
+            names.append(namespace)
+            if settings is not None:
+                ambient[namespace] = settings
+        return MeshSettings(namespaces=tuple(names), ambient=ambient)
+
+    return _build(config_key("mesh"), raw, build)
+
+
+def _mesh_namespace(section: Section) -> tuple[str, AmbientNamespace | None]:
+    name = section.optional_string("name", "a namespace name (a DNS label)")
+    if name is None:
+        raise ConfigError(f"{section.path('name')}: not set; expected the namespace's name (a DNS label)")
+    mode = section.string("mode", SIDECAR_MODE, "one of " + ", ".join(DATA_PLANE_MODES))
+    require_choice(section.path("mode"), mode, DATA_PLANE_MODES)
+    waypoint = section.get("waypoint")
+    if waypoint is True:
+        waypoint = DEFAULT_WAYPOINT
+    elif waypoint is None or waypoint is False:
+        waypoint = ""
+    elif not isinstance(waypoint, str) or not waypoint:
+        raise not_allowed(section.path("waypoint"), waypoint, f"a waypoint name, or true for '{DEFAULT_WAYPOINT}'")
+    acknowledge = section.names("acknowledge", (), "findings, `Kind/namespace/name`")
+    if mode == SIDECAR_MODE:
+        for setting, value in (("waypoint", waypoint), ("acknowledge", acknowledge)):
+            if value:
+                raise ConfigError(
+                    f"{section.path(setting)}: not allowed for a namespace in sidecar mode; it is for `mode: ambient`"
+                )
+        return name, None
+    return name, AmbientNamespace(waypoint=waypoint, acknowledge=acknowledge)
 
 
 def parse_restart(raw: Any) -> RestartSettings:

@@ -29,6 +29,8 @@ RELEASE_VERSION = re.compile(rf"({_NUMBER})\.({_NUMBER})\.({_NUMBER})", re.ASCII
 """MAJOR.MINOR.PATCH without leading zeros (`01.030.3` is no release)."""
 ZONE = re.compile(r"[123]", re.ASCII)
 _DNS_SUBDOMAIN = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*"
+DNS_SUBDOMAIN = re.compile(rf"(?=.{{1,253}}$){_DNS_SUBDOMAIN}", re.ASCII)
+"""An object name: lowercase DNS labels joined by dots, at most 253 characters."""
 _QUALIFIED_NAME = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", re.ASCII)
 _DOMAIN_COMPONENT = r"[A-Za-z0-9](?:[-A-Za-z0-9]*[A-Za-z0-9])?"
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
