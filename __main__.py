@@ -50,6 +50,7 @@ pulumi.export("istioNamespace", mesh.istio_namespace)
 pulumi.export("cniEnabled", mesh.cni_enabled)
 pulumi.export("cniExcludeNamespaces", mesh.cni_exclude_namespaces)
 pulumi.export("meshNamespaces", mesh.mesh_namespaces)
+pulumi.export("meshDataPlane", mesh.mesh_data_plane)
 pulumi.export("ingressGatewayNamespace", mesh.ingress_gateway_namespace or "")
 pulumi.export("istioOperatorManifest", mesh.operator_manifest)
 pulumi.export(

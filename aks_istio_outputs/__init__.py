@@ -31,6 +31,7 @@ CONTRACT_OUTPUT_NAMES: tuple[str, ...] = (
     "meshNamespaces",
     "ingressGatewayNamespace",
     "istioOperatorManifest",
+    "meshDataPlane",
 )
 """The outputs every platform stack exports; `PlatformOutputs` has one property for each."""
 
@@ -43,6 +44,21 @@ class PlatformOutputError(LookupError):
 
 class NotAMeshNamespaceError(ValueError):
     """An app asked for a namespace that the platform does not run in the mesh."""
+
+
+@dataclass(frozen=True)
+class NamespaceDataPlane:
+    """What a mesh namespace's pods run, as the platform declares it."""
+
+    mode: str
+    """`sidecar` (an `istio-proxy` in every pod) or `ambient` (no sidecar; ztunnel, and the waypoint for L7)."""
+    waypoint: str
+    """The namespace's waypoint (a Gateway of class `istio-waypoint` in it), "" for none: attach L7 policy to it
+    with `targetRefs` (kind Gateway, group gateway.networking.k8s.io, this name)."""
+
+    @property
+    def ambient(self) -> bool:
+        return self.mode == "ambient"
 
 
 def platform_stack_name(organization: str, stack: str) -> str:
@@ -126,6 +142,21 @@ class PlatformOutputs:
         """`istioOperatorManifest`: the equivalent IstioOperator manifest as YAML."""
         return self._require("istioOperatorManifest", _string)
 
+    @cached_property
+    def mesh_data_plane(self) -> pulumi.Output[dict[str, NamespaceDataPlane]]:
+        """`meshDataPlane`: each mesh namespace's data-plane mode and waypoint."""
+        return self._require("meshDataPlane", _data_planes)
+
+    def data_plane_of(self, namespace: str) -> pulumi.Output[NamespaceDataPlane]:
+        """The data plane of mesh namespace `namespace` (mode and waypoint); fails for one outside the mesh."""
+
+        def pick(planes: dict[str, NamespaceDataPlane]) -> NamespaceDataPlane:
+            if namespace not in planes:
+                raise NotAMeshNamespaceError(self._outside(namespace, list(planes)))
+            return planes[namespace]
+
+        return self.mesh_data_plane.apply(pick)
+
     def require_mesh_namespace(self, namespace: str) -> pulumi.Output[str]:
         """`namespace`, once the platform confirms it is one of its mesh namespaces.
 
@@ -135,14 +166,17 @@ class PlatformOutputs:
 
         def confirm(mesh_namespaces: list[str]) -> str:
             if namespace not in mesh_namespaces:
-                raise NotAMeshNamespaceError(
-                    f"namespace {namespace!r} is not a mesh namespace of platform stack "
-                    f"{self.stack_name!r} (its meshNamespaces: {', '.join(mesh_namespaces) or 'none'}); "
-                    "deploy into one of those, or add it to `aks-istio:mesh.namespaces` there first"
-                )
+                raise NotAMeshNamespaceError(self._outside(namespace, mesh_namespaces))
             return namespace
 
         return self.mesh_namespaces.apply(confirm)
+
+    def _outside(self, namespace: str, mesh_namespaces: list[str]) -> str:
+        return (
+            f"namespace {namespace!r} is not a mesh namespace of platform stack "
+            f"{self.stack_name!r} (its meshNamespaces: {', '.join(mesh_namespaces) or 'none'}); "
+            "deploy into one of those, or add it to `aks-istio:mesh.namespaces` there first"
+        )
 
     @cached_property
     def _output_names(self) -> pulumi.Output[list[str]]:
@@ -193,6 +227,20 @@ def _string_list(stack_name: str, name: str, value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise _wrong_type(stack_name, name, "a list of strings", value)
     return list(value)
+
+
+def _data_planes(stack_name: str, name: str, value: Any) -> dict[str, NamespaceDataPlane]:
+    expected = "an object of {namespace: {mode, waypoint}}"
+    if not isinstance(value, dict):
+        raise _wrong_type(stack_name, name, expected, value)
+    planes: dict[str, NamespaceDataPlane] = {}
+    for namespace, plane in value.items():
+        mode = plane.get("mode") if isinstance(plane, dict) else None
+        waypoint = plane.get("waypoint", "") if isinstance(plane, dict) else None
+        if not isinstance(namespace, str) or mode not in ("sidecar", "ambient") or not isinstance(waypoint, str):
+            raise _wrong_type(stack_name, name, expected, plane)
+        planes[namespace] = NamespaceDataPlane(mode=mode, waypoint=waypoint)
+    return planes
 
 
 def _wrong_type(stack_name: str, name: str, expected: str, value: Any) -> PlatformOutputError:

@@ -10,6 +10,13 @@ the Gateway API CRDs -> `istiod` (and the canary) with the `ambient` profile -> 
 order holds an upgrade, in place or by canary: istiod first, then the node agents, which may be one minor older than
 istiod but never newer.
 
+Ambient namespaces (`mesh.namespaces[].mode: ambient`) carry `istio.io/dataplane-mode=ambient` instead of an injection
+label, in the one update of their Namespace, so no pod is ever created with neither. A declared waypoint (a Gateway of
+class `istio-waypoint`) follows its namespace, and `istio.io/use-waypoint` follows the waypoint once it is Programmed
+(a Namespace patch of its own): no service is bound to a waypoint that cannot serve it yet. Running pods keep their
+sidecars until the data plane's rollout, which waits for all of this (`rollout_dependencies`); a namespace moved back
+loses its waypoint only at the end of the update, after its pods have their sidecars again.
+
 Revisions: the first install stays unrevisioned (release `istiod`, revision `default`) for the stack's whole
 life, so no existing stack ever replaces it; an in-place upgrade and a promotion upgrade it. A canary is a
 release of its own (`istiod-1-30-3`) that owns the revision tag `canary`: each webhook is created and removed
@@ -24,6 +31,7 @@ from typing import Any
 
 import pulumi
 from pulumi_kubernetes import yaml as k8s_yaml
+from pulumi_kubernetes.apiextensions import CustomResource
 from pulumi_kubernetes.core import v1 as core
 from pulumi_kubernetes.helm import v3 as helm
 
@@ -37,7 +45,16 @@ from components.istio_values import (
     istiod_values,
     ztunnel_values,
 )
-from settings.model import CANARY_TAG, ISTIO_NAMESPACE, PROJECT, REVISION_LABEL, IstioSettings, MeshSettings
+from settings.model import (
+    CANARY_TAG,
+    DATAPLANE_MODE_LABEL,
+    ISTIO_NAMESPACE,
+    PROJECT,
+    REVISION_LABEL,
+    USE_WAYPOINT_LABEL,
+    IstioSettings,
+    MeshSettings,
+)
 from settings.operator_file import operator_manifest
 
 POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
@@ -49,6 +66,10 @@ RELEASE_HISTORY = 10
 """Helm keeps one Secret per revision; bound it so upgrades don't accumulate them forever."""
 GATEWAY_API_VERSION = "v1.5.1"
 """The Gateway API release whose standard-channel CRDs ambient mode installs (the one Istio 1.30 is built against)."""
+WAYPOINT_CLASS = "istio-waypoint"
+HBONE_PORT = 15008
+WAIT_FOR_PROGRAMMED = {"pulumi.com/waitFor": "condition=Programmed"}
+"""pulumi-kubernetes' await annotation: the waypoint counts as created once istiod has programmed it."""
 GATEWAY_API_CRDS_FILE = "components/gateway_api/standard-install.yaml"
 """The vendored CRDs (see its README), relative to the project directory, where Pulumi runs the program: a path
 that is the same on every machine, so it never shows as a change."""
@@ -60,18 +81,25 @@ class IstioMeshArgs:
     mesh: MeshSettings
     gated_by: Sequence[pulumi.Resource] = ()
     """What every child waits for: the upgrade guard, whose check refuses a bad move before anything changes."""
+    namespaces_gated_by: Sequence[pulumi.Resource] = ()
+    """What the mesh namespaces' labels wait for as well: the ambient move check, which refuses a move to ambient
+    mode that would silently break a policy, before any label changes."""
     secret_sections: frozenset[str] = frozenset()
     """The config objects set as secrets (`StackSettings.secret_sections`): with `istio` among them, the Istio
     releases' values are secret; with `istio` or `mesh`, the IstioOperator manifest is."""
 
 
-def application_namespace_labels(cni_enabled: bool, on_canary: bool = False) -> dict[str, str]:
-    """Labels of a mesh namespace: which control plane injects it, and Pod Security `baseline` when the CNI allows it.
+def application_namespace_labels(cni_enabled: bool, on_canary: bool = False, ambient: bool = False) -> dict[str, str]:
+    """Labels of a mesh namespace: its data plane, and Pod Security `baseline` when the CNI allows it.
 
     `istio-injection=enabled` follows the default revision; `istio.io/rev=canary` the canary's tag (the injector
-    webhooks ignore a namespace's `istio.io/rev` while it also has `istio-injection`, so it has one or the other).
+    webhooks ignore a namespace's `istio.io/rev` while it also has `istio-injection`, so it has one or the other);
+    `istio.io/dataplane-mode=ambient` puts it in ambient mode, with no injection label at all.
     """
-    labels = {REVISION_LABEL: CANARY_TAG} if on_canary else {INJECTION_LABEL: "enabled"}
+    if ambient:
+        labels = {DATAPLANE_MODE_LABEL: "ambient"}
+    else:
+        labels = {REVISION_LABEL: CANARY_TAG} if on_canary else {INJECTION_LABEL: "enabled"}
     if cni_enabled:
         # The payoff of the CNI plugin: injected pods no longer need NET_ADMIN/NET_RAW, so the
         # namespace can forbid them. Without the plugin, `baseline` would reject istio-init.
@@ -96,6 +124,12 @@ class IstioMesh(pulumi.ComponentResource):
     addon_releases: dict[str, helm.Release]
     application_namespaces: list[core.Namespace]
     """The `mesh.namespaces`, whose Pod Security label changes with the CNI setting."""
+    waypoints: dict[str, CustomResource]
+    """Each ambient namespace's declared waypoint, by namespace."""
+    waypoint_labels: dict[str, core.NamespacePatch]
+    """`istio.io/use-waypoint` on each namespace with a waypoint, set once the waypoint is Programmed."""
+    mesh_data_plane: dict[str, dict[str, str]]
+    """Each mesh namespace's `mode` (sidecar or ambient) and `waypoint` ("" for none): the `meshDataPlane` output."""
     rollout_dependencies: list[pulumi.Resource]
     """What the data-plane rollout must wait for: the releases that decide how new pods are injected
     (`cni`, `istiod`) and the namespaces whose Pod Security level must already admit them."""
@@ -179,9 +213,11 @@ class IstioMesh(pulumi.ComponentResource):
                     f"{name}-ns-{namespace}",
                     metadata={
                         "name": namespace,
-                        "labels": application_namespace_labels(istio.cni.enabled, namespace in on_canary),
+                        "labels": application_namespace_labels(
+                            istio.cni.enabled, namespace in on_canary, ambient=namespace in mesh.ambient
+                        ),
                     },
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[*gated_by, *after]),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[*gated_by, *args.namespaces_gated_by, *after]),
                 )
                 for namespace in mesh.namespaces
             ]
@@ -283,6 +319,43 @@ class IstioMesh(pulumi.ComponentResource):
                 namespace=istio.gateway.namespace,
             )
 
+        self.waypoints, self.waypoint_labels = {}, {}
+        for namespace_resource, namespace in zip(self.application_namespaces, mesh.namespaces, strict=True):
+            ambient = mesh.ambient.get(namespace)
+            if ambient is None or not ambient.waypoint:
+                continue
+            assert self.gateway_api_crds is not None  # ambient namespaces need ambient mode (the settings' rule)
+            self.waypoints[namespace] = CustomResource(
+                f"{name}-waypoint-{namespace}",
+                api_version="gateway.networking.k8s.io/v1",
+                kind="Gateway",
+                metadata={
+                    "name": ambient.waypoint,
+                    "namespace": namespace,
+                    "labels": {"istio.io/waypoint-for": "service"},
+                    "annotations": WAIT_FOR_PROGRAMMED,
+                },
+                spec={
+                    "gatewayClassName": WAYPOINT_CLASS,
+                    "listeners": [{"name": "mesh", "port": HBONE_PORT, "protocol": "HBONE"}],
+                },
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[namespace_resource, self.gateway_api_crds, *planes]
+                ),
+            )
+            self.waypoint_labels[namespace] = core.NamespacePatch(
+                f"{name}-use-waypoint-{namespace}",
+                metadata={"name": namespace, "labels": {USE_WAYPOINT_LABEL: ambient.waypoint}},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.waypoints[namespace]]),
+            )
+        self.mesh_data_plane = {
+            namespace: {
+                "mode": mesh.mode(namespace),
+                "waypoint": mesh.ambient[namespace].waypoint if namespace in mesh.ambient else "",
+            }
+            for namespace in mesh.namespaces
+        }
+
         self.mesh_namespaces = pulumi.Output.all(
             *[ns.metadata.apply(lambda m: str(m.name)) for ns in self.application_namespaces]
         )
@@ -308,6 +381,8 @@ class IstioMesh(pulumi.ComponentResource):
             *([self.ztunnel_release] if self.ztunnel_release is not None else []),
             *planes,
             *self.application_namespaces,
+            *self.waypoints.values(),
+            *self.waypoint_labels.values(),
         ]
         self.cni_enabled = istio.cni.enabled
         self.cni_exclude_namespaces = list(istio.cni.exclude_namespaces)
@@ -319,6 +394,7 @@ class IstioMesh(pulumi.ComponentResource):
                 "cniEnabled": self.cni_enabled,
                 "cniExcludeNamespaces": self.cni_exclude_namespaces,
                 "meshNamespaces": self.mesh_namespaces,
+                "meshDataPlane": self.mesh_data_plane,
                 "ingressGatewayNamespace": self.ingress_gateway_namespace,
                 "istioOperatorManifest": self.operator_manifest,
             }

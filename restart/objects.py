@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from settings.model import REVISION_LABEL
+from settings.model import DATAPLANE_MODE_LABEL, REVISION_LABEL
 
 RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
 """The annotation `kubectl rollout restart` sets on the pod template."""
@@ -38,8 +38,6 @@ POD_TEMPLATE_HASH_LABEL = "pod-template-hash"
 """The Deployment controller names each ReplicaSet `<deployment>-<hash>` and labels its pods with the hash."""
 INJECT_KEY = "sidecar.istio.io/inject"
 """A pod's own choice about injection, as a label (what istiod's webhook selects on) or an annotation."""
-DATAPLANE_MODE_LABEL = "istio.io/dataplane-mode"
-"""On a namespace: `ambient` puts its pods in ambient mode. On a pod: `none` keeps it out of ambient capture."""
 CAPTURED_ANNOTATION = "ambient.istio.io/redirection"
 """Written on a pod by the CNI node agent once ztunnel captures its traffic (`enabled`)."""
 HBONE_ENV = "ISTIO_META_ENABLE_HBONE"

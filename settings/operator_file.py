@@ -554,7 +554,11 @@ def operator_manifest(settings: IstioSettings, mesh: MeshSettings) -> str:
         "# The addons are Helm releases here, not istioctl components (istioctl no longer installs them);",
         f"# enabled: {', '.join(enabled_addons) or 'none'} (recorded in the {ADDONS_ANNOTATION} annotation).",
     ]
-    if mesh.namespaces:
-        label = "istio-injection=enabled" + (", pod-security.kubernetes.io/enforce=baseline" if cni.enabled else "")
-        header.append(f"# Application namespaces, labelled {label}: {', '.join(mesh.namespaces)}.")
+    baseline = ", pod-security.kubernetes.io/enforce=baseline" if cni.enabled else ""
+    if mesh.sidecar_namespaces:
+        label = f"istio-injection=enabled{baseline}"
+        header.append(f"# Application namespaces, labelled {label}: {', '.join(mesh.sidecar_namespaces)}.")
+    if mesh.ambient:
+        ambient = ", ".join(namespace for namespace in mesh.namespaces if namespace in mesh.ambient)
+        header.append(f"# Ambient namespaces, labelled istio.io/dataplane-mode=ambient{baseline}: {ambient}.")
     return "\n".join(header) + "\n" + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from aks_istio_outputs import (
     CONTRACT_OUTPUT_NAMES,
+    NamespaceDataPlane,
     NotAMeshNamespaceError,
     PlatformOutputError,
     PlatformOutputs,
@@ -34,6 +36,7 @@ PROPERTY_OF_OUTPUT = {
     "meshNamespaces": "mesh_namespaces",
     "ingressGatewayNamespace": "ingress_gateway_namespace",
     "istioOperatorManifest": "istio_operator_manifest",
+    "meshDataPlane": "mesh_data_plane",
 }
 
 
@@ -79,7 +82,7 @@ def test_the_mocked_platform_outputs_have_the_real_programs_types() -> None:
     def check(platform: PlatformOutputs) -> pulumi.Output[Any]:
         values = [getattr(platform, PROPERTY_OF_OUTPUT[name]) for name in CONTRACT_OUTPUT_NAMES]
         return pulumi.Output.all(*values).apply(
-            lambda resolved: assert_equal(dict(zip(CONTRACT_OUTPUT_NAMES, resolved, strict=True)), contract)
+            lambda resolved: assert_equal(plain(dict(zip(CONTRACT_OUTPUT_NAMES, resolved, strict=True))), contract)
         )
 
     run_with_platform(PlatformStackMocks(outputs=contract), check)
@@ -93,7 +96,7 @@ def test_outputs_are_returned_by_name_with_their_values() -> None:
         values = [getattr(platform, PROPERTY_OF_OUTPUT[name]) for name in outputs_in_contract_order]
 
         def compare(resolved: list[Any]) -> None:
-            assert dict(zip(outputs_in_contract_order, resolved, strict=True)) == PLATFORM_OUTPUTS
+            assert plain(dict(zip(outputs_in_contract_order, resolved, strict=True))) == PLATFORM_OUTPUTS
             assert isinstance(resolved[outputs_in_contract_order.index("cniEnabled")], bool)
 
         return pulumi.Output.all(*values).apply(compare)
@@ -159,6 +162,34 @@ def test_a_mesh_namespace_is_confirmed() -> None:
 def test_a_namespace_outside_the_mesh_is_refused_with_the_mesh_namespaces_listed() -> None:
     with pytest.raises(NotAMeshNamespaceError, match=r"'default' is not a mesh namespace .*shop, payments"):
         run_with_platform(PlatformStackMocks(), lambda platform: platform.require_mesh_namespace("default"))
+
+
+def test_an_app_reads_its_namespaces_data_plane_mode_and_waypoint() -> None:
+    def check(platform: PlatformOutputs) -> pulumi.Output[Any]:
+        return pulumi.Output.all(platform.data_plane_of("payments"), platform.data_plane_of("shop")).apply(
+            lambda planes: assert_equal(
+                planes, [NamespaceDataPlane("ambient", "waypoint"), NamespaceDataPlane("sidecar", "")]
+            )
+        )
+
+    run_with_platform(PlatformStackMocks(), check)
+
+
+def test_the_data_plane_of_a_namespace_outside_the_mesh_is_refused() -> None:
+    with pytest.raises(NotAMeshNamespaceError, match=r"'default' is not a mesh namespace .*shop, payments"):
+        run_with_platform(PlatformStackMocks(), lambda platform: platform.data_plane_of("default"))
+
+
+def test_a_data_plane_of_an_unknown_mode_fails_naming_the_output() -> None:
+    outputs = {**PLATFORM_OUTPUTS, "meshDataPlane": {"shop": {"mode": "eBPF", "waypoint": ""}}}
+    with pytest.raises(PlatformOutputError, match=r"output 'meshDataPlane' should be an object"):
+        run_with_platform(PlatformStackMocks(outputs=outputs), lambda platform: platform.mesh_data_plane)
+
+
+def plain(outputs: dict[str, Any]) -> dict[str, Any]:
+    """The outputs as the platform exported them: the data planes back to objects."""
+    planes = outputs.get("meshDataPlane") or {}
+    return {**outputs, "meshDataPlane": {ns: dataclasses.asdict(plane) for ns, plane in planes.items()}}
 
 
 def assert_equal(actual: Any, expected: Any) -> None:

@@ -31,8 +31,14 @@ LOCATION_KEY = "azure-native:location"
 
 FIELD_KEYS = {(model.IstioSettings, "global_values"): "global"}
 """Fields whose config key is not their camelCase name (see `settings/parse.py`)."""
-NOT_CONFIG_KEYS = {(model.ClusterSettings, "environment"), (model.ClusterSettings, "location")}
-"""Fields that are not keys of their section: the stack's name, and `azure-native:location`."""
+NOT_CONFIG_KEYS = {
+    (model.ClusterSettings, "environment"),
+    (model.ClusterSettings, "location"),
+    (model.MeshSettings, "ambient"),
+}
+"""Fields that are not keys of their section: the stack's name, `azure-native:location`, and the ambient namespaces
+(the items of `mesh.namespaces` with `mode: ambient`, whose keys `test_the_mesh_namespace_item_keys_are_documented`
+checks)."""
 
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 CODE_BLOCK = re.compile(r"^(```|~~~).*?^\1", re.DOTALL | re.MULTILINE)
@@ -181,6 +187,19 @@ def test_every_settings_key_is_in_the_project_file_description(section: str) -> 
     description = project_config()[f"{PROJECT}:{section}"]["description"]
     missing = [".".join(key) for key in keys_of(section) if not re.search(rf"(?<![\w.]){key[-1]}(?!\w)", description)]
     assert not missing, f"Pulumi.yaml, {PROJECT}:{section}, does not describe {missing}"
+
+
+def test_the_mesh_namespace_item_keys_are_documented() -> None:
+    with pytest.raises(ConfigError, match=r"unknown setting") as error:
+        parse_settings("dev", {"mesh": {"namespaces": [{"name": "shop", "noSuchKey": 1}]}}, "westeurope", ROOT)
+    listed = re.search(r"are (.+)$", str(error.value))
+    assert listed, str(error.value)
+    keys = set(listed.group(1).split(", "))
+    assert keys == {"name", "mode", "waypoint", "acknowledge"}
+    spans = code_spans(config_sections()[f"{PROJECT}:mesh"])
+    description = project_config()[f"{PROJECT}:mesh"]["description"]
+    assert {f"namespaces[].{key}" for key in keys} <= spans
+    assert all(re.search(rf"(?<![\w.]){key}(?!\w)", description) for key in keys)
 
 
 def test_every_stack_output_is_in_the_configuration_reference() -> None:

@@ -37,6 +37,10 @@ PLATFORM_OUTPUTS: dict[str, Any] = {
     "meshNamespaces": ["shop", "payments"],
     "ingressGatewayNamespace": "istio-ingress",
     "istioOperatorManifest": "apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\n",
+    "meshDataPlane": {
+        "shop": {"mode": "sidecar", "waypoint": ""},
+        "payments": {"mode": "ambient", "waypoint": "waypoint"},
+    },
 }
 
 
