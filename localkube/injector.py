@@ -124,9 +124,10 @@ class Injector:
         cni: bool = True,
         variant: str | None = None,
         native: bool | None = None,
+        hbone: bool = False,
     ) -> Revision:
         """Adds or replaces a revision: pods admitted from now on get its proxy."""
-        revision = Revision(name=name, hub=hub, tag=tag, cni=cni, variant=variant, native=native)
+        revision = Revision(name=name, hub=hub, tag=tag, cni=cni, variant=variant, native=native, hbone=hbone)
         with self._lock:
             self._state.revisions[name] = revision
         return revision

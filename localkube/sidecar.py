@@ -42,6 +42,8 @@ class Revision:
     variant: str | None = None
     native: bool | None = None
     """Whether this istiod injects native sidecars (its ENABLE_NATIVE_SIDECARS); None: the injector's default."""
+    hbone: bool = False
+    """Whether it injects with the ambient profile's proxy metadata `ISTIO_META_ENABLE_HBONE=true`."""
 
     @property
     def image(self) -> str:
@@ -206,6 +208,7 @@ def _proxy_container(revision: Revision) -> dict[str, Any]:
             {"name": "POD_NAME", "valueFrom": field("metadata.name")},
             {"name": "POD_NAMESPACE", "valueFrom": field("metadata.namespace")},
             {"name": "INSTANCE_IP", "valueFrom": field("status.podIP")},
+            *([{"name": "ISTIO_META_ENABLE_HBONE", "value": "true"}] if revision.hbone else []),
         ],
         "readinessProbe": probe,
         "resources": _resources(),

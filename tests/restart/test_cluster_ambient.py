@@ -1,0 +1,224 @@
+"""Namespaces moved between sidecars and ambient mode on the real control plane, through Pulumi's provider host.
+
+The played injector is istiod with the ambient profile (HBONE on, and no injection where a namespace carries only
+the ambient label); the played nodes are the CNI node agent, which captures ambient pods as they start. The test
+changes each namespace's labels as the Namespace resources do in the same `pulumi up`, before the rollout.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from localkube.cluster import DEFAULT_REVISION, Cluster
+from localkube.namespaces import Namespaces
+from localkube.nodes import REDIRECTION
+from localkube.waiting import wait_for
+from localkube.workloads import create, deployment, pods, read, statefulset
+from tests.restart.cluster_helpers import generations, restart_inputs, rolled_out, sidecars
+from tests.support.provider_host import Host, as_dict, checked, engine_view, update
+from tests.support.provider_host import create as host_create
+
+pytestmark = pytest.mark.cluster
+
+VERSION = "1.30.3"
+PROXY = f"docker.io/istio/proxyv2:{VERSION}"
+INJECTION = {"istio-injection": "enabled"}
+TO_AMBIENT = {"istio.io/dataplane-mode": "ambient", "istio-injection": None}
+TO_SIDECARS = {"istio-injection": "enabled", "istio.io/dataplane-mode": None}
+SHOP = (("Deployment", "cart"), ("StatefulSet", "db"))
+PAYMENTS = (("Deployment", "pay"), ("Deployment", "ledger"), ("Deployment", "fraud"))
+
+
+@dataclass
+class AmbientMesh:
+    cluster: Cluster
+    namespaces: Namespaces
+    host: Host
+    shop: str
+    payments: str
+    state: dict[str, Any]
+
+    def declared(self, ambient: tuple[str, ...] = (), **options: Any) -> dict[str, Any]:
+        values = {
+            "version": VERSION,
+            "proxyImage": PROXY,
+            "meshNamespaces": [self.shop, self.payments],
+            "ambientNamespaces": list(ambient),
+            "hbone": True,
+            **options,
+        }
+        return restart_inputs(self.cluster, self.namespaces, **values)
+
+    def apply(self, ambient: tuple[str, ...] = (), host: Host | None = None, **options: Any) -> dict[str, Any]:
+        """`pulumi up` of a stage: the restart updated from the last state to what the stage declares."""
+        host = host or self.host
+        news = engine_view(checked(host, self.declared(ambient, **options)))
+        self.state = update(host, engine_view(self.state), news)
+        return self.state
+
+    def labels(self, namespace: str) -> dict[str, str]:
+        namespace_object = read(self.cluster.api, "Namespace", "", namespace)
+        return {key: value for key, value in namespace_object["metadata"]["labels"].items() if "istio" in key}
+
+    def running(self, namespace: str) -> list[dict[str, Any]]:
+        return [
+            pod
+            for pod in pods(self.cluster.api, namespace)
+            if not pod["metadata"].get("deletionTimestamp") and pod.get("status", {}).get("phase") == "Running"
+        ]
+
+    def generations(self) -> dict[str, dict[tuple[str, str], int]]:
+        return {
+            "shop": generations(self.cluster, self.shop, SHOP),
+            "payments": generations(self.cluster, self.payments, PAYMENTS),
+        }
+
+
+def refs(namespace: str, workloads: tuple[tuple[str, str], ...]) -> list[str]:
+    return sorted(f"{kind}/{namespace}/{name}" for kind, name in workloads)
+
+
+def ambient_pods(mesh: AmbientMesh, namespace: str) -> bool:
+    """Every running pod of the namespace without a sidecar and captured by ztunnel."""
+    running = mesh.running(namespace)
+    return bool(running) and all(
+        not sidecars(pod) and (pod["metadata"].get("annotations") or {}).get(REDIRECTION) == "enabled"
+        for pod in running
+    )
+
+
+def hbone_sidecars(mesh: AmbientMesh, namespace: str) -> bool:
+    """Every running pod of the namespace with a sidecar that speaks HBONE."""
+    running = mesh.running(namespace)
+    return bool(running) and all(
+        any(
+            env == {"name": "ISTIO_META_ENABLE_HBONE", "value": "true"}
+            for sidecar in sidecars(pod)
+            for env in sidecar.get("env", [])
+        )  # fmt: skip
+        for pod in running
+    )
+
+
+@pytest.fixture
+def mesh(cluster: Cluster, namespaces: Namespaces, host: Host) -> Iterator[AmbientMesh]:
+    """Two sidecar namespaces on Istio 1.30.3 with ambient mode's components: sidecars injected with HBONE."""
+    injector = cluster.injector
+    saved = injector.state()
+    injector.set_revision(DEFAULT_REVISION, tag=VERSION, cni=True, hbone=True)
+    shop, payments = namespaces.create("shop", INJECTION), namespaces.create("payments", INJECTION)
+    create(cluster.api, shop, deployment("cart", 2), statefulset("db"))
+    create(cluster.api, payments, *(deployment(name) for _kind, name in PAYMENTS))
+    rolled_out(cluster, shop, SHOP)
+    rolled_out(cluster, payments, PAYMENTS)
+    ambient_mesh = AmbientMesh(cluster, namespaces, host, shop, payments, {})
+    news = engine_view(checked(host, ambient_mesh.declared()))
+    ambient_mesh.state = as_dict(host_create(host, news).properties)
+    assert ambient_mesh.state["restarted"] == [], ambient_mesh.state["restartReasons"]
+    try:
+        yield ambient_mesh
+    finally:
+        injector.restore(saved)
+
+
+def test_a_namespace_moved_to_ambient_and_back_re_injects_exactly_its_workloads_each_way(mesh: AmbientMesh) -> None:
+    start = mesh.generations()
+    assert mesh.labels(mesh.payments) == {"istio-injection": "enabled"}
+
+    # To ambient: the Namespace's labels change first (ambient on, injection off), then the rollout.
+    mesh.namespaces.label("payments", TO_AMBIENT)
+    assert mesh.labels(mesh.payments) == {"istio.io/dataplane-mode": "ambient"}
+    moved = mesh.apply(ambient=(mesh.payments,))
+    assert moved["restarted"] == refs(mesh.payments, PAYMENTS)
+    assert moved["restartReasons"] == {"dataplaneMode": refs(mesh.payments, PAYMENTS)}
+    assert ambient_pods(mesh, mesh.payments)
+    assert hbone_sidecars(mesh, mesh.shop)
+    after_move = mesh.generations()
+    assert after_move["shop"] == start["shop"]
+    assert all(after_move["payments"][w] == start["payments"][w] + 1 for w in PAYMENTS)
+
+    # Back to sidecars: the injection label returns, the ambient label goes, and the rollout re-injects them.
+    mesh.namespaces.label("payments", TO_SIDECARS)
+    assert mesh.labels(mesh.payments) == {"istio-injection": "enabled"}
+    back = mesh.apply()
+    assert back["restarted"] == refs(mesh.payments, PAYMENTS)
+    assert back["restartReasons"] == {"dataplaneMode": refs(mesh.payments, PAYMENTS)}
+    assert hbone_sidecars(mesh, mesh.payments)
+    after_back = mesh.generations()
+    assert after_back["shop"] == start["shop"]
+    assert all(after_back["payments"][w] == start["payments"][w] + 2 for w in PAYMENTS)
+
+
+def test_enabling_ambient_mode_re_injects_every_sidecar_once_for_hbone(mesh: AmbientMesh) -> None:
+    """Sidecars injected before the ambient profile lack HBONE: turning ambient mode on re-injects each once."""
+    mesh.cluster.injector.set_revision(DEFAULT_REVISION, tag=VERSION, cni=True, hbone=False)
+    mesh.namespaces.label("shop", {"restart": "1"})  # nothing: a label other than the mesh's
+    for namespace, workloads in ((mesh.shop, SHOP), (mesh.payments, PAYMENTS)):
+        for kind, name in workloads:
+            from localkube.workloads import rollout_restart
+
+            rollout_restart(mesh.cluster.api, kind, namespace, name)
+        rolled_out(mesh.cluster, namespace, workloads)
+    mesh.state = mesh.apply(hbone=False)
+    assert not hbone_sidecars(mesh, mesh.shop)
+
+    mesh.cluster.injector.set_revision(DEFAULT_REVISION, tag=VERSION, cni=True, hbone=True)
+    switched = mesh.apply()
+    everything = sorted(refs(mesh.shop, SHOP) + refs(mesh.payments, PAYMENTS))
+    assert switched["restarted"] == everything
+    assert switched["restartReasons"] == {"hbone": everything}
+    assert hbone_sidecars(mesh, mesh.shop) and hbone_sidecars(mesh, mesh.payments)
+
+
+def test_a_run_killed_part_way_is_resumed_by_the_next_and_restarts_nothing_twice(mesh: AmbientMesh) -> None:
+    """One workload at a time; the second's new pods never become Ready, and the provider host is killed while it
+    waits. The re-run (a new host, the same change) restarts only what the first did not reach."""
+    start = mesh.generations()
+    mesh.namespaces.label("payments", TO_AMBIENT)
+    # Rollout order is by name: fraud, ledger, pay. ledger's new (ambient) pods hang.
+    release = mesh.cluster.kubelets.never_ready(
+        lambda pod: (
+            pod["metadata"].get("namespace") == mesh.payments
+            and pod["metadata"]["name"].startswith("ledger-")
+            and not sidecars(pod)
+        )
+    )
+    doomed = Host()
+    failure: list[BaseException] = []
+
+    def first_run() -> None:
+        try:
+            mesh.apply(ambient=(mesh.payments,), host=doomed, maxConcurrent=1, slowStart=False)
+        except BaseException as exc:
+            failure.append(exc)
+
+    runner = threading.Thread(target=first_run, daemon=True)
+    try:
+        runner.start()
+        wait_for(
+            lambda: (
+                read(mesh.cluster.api, "Deployment", mesh.payments, "ledger")["metadata"]["generation"]
+                > start["payments"][("Deployment", "ledger")]
+            ),
+            what="the first run to reach ledger",
+        )
+        doomed.process.kill()
+        runner.join(timeout=30)
+        assert not runner.is_alive() and failure, "the killed run must end in an error"
+    finally:
+        doomed.close()
+        release()
+    killed = mesh.generations()["payments"]
+    assert killed[("Deployment", "pay")] == start["payments"][("Deployment", "pay")]  # never reached
+
+    resumed = mesh.apply(ambient=(mesh.payments,), maxConcurrent=1, slowStart=False)
+    assert resumed["restarted"] == [f"Deployment/{mesh.payments}/pay"]
+    final = mesh.generations()
+    assert all(final["payments"][w] == start["payments"][w] + 1 for w in PAYMENTS), final
+    assert final["shop"] == start["shop"]
+    assert ambient_pods(mesh, mesh.payments)
