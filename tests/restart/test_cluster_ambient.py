@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from localkube.cluster import DEFAULT_REVISION, Cluster
 from localkube.namespaces import Namespaces
 from localkube.nodes import REDIRECTION
 from localkube.waiting import wait_for
-from localkube.workloads import create, deployment, pods, read, statefulset
+from localkube.workloads import create, deployment, pods, read, rollout_restart, statefulset
 from tests.restart.cluster_helpers import generations, restart_inputs, rolled_out, sidecars
 from tests.support.provider_host import Host, as_dict, checked, engine_view, update
 from tests.support.provider_host import create as host_create
@@ -62,8 +63,8 @@ class AmbientMesh:
         return self.state
 
     def labels(self, namespace: str) -> dict[str, str]:
-        namespace_object = read(self.cluster.api, "Namespace", "", namespace)
-        return {key: value for key, value in namespace_object["metadata"]["labels"].items() if "istio" in key}
+        labels = client.CoreV1Api(self.cluster.api).read_namespace(namespace).metadata.labels or {}
+        return {key: value for key, value in labels.items() if "istio" in key}
 
     def running(self, namespace: str) -> list[dict[str, Any]]:
         return [
@@ -100,7 +101,7 @@ def hbone_sidecars(mesh: AmbientMesh, namespace: str) -> bool:
             env == {"name": "ISTIO_META_ENABLE_HBONE", "value": "true"}
             for sidecar in sidecars(pod)
             for env in sidecar.get("env", [])
-        )  # fmt: skip
+        )
         for pod in running
     )
 
@@ -157,11 +158,8 @@ def test_a_namespace_moved_to_ambient_and_back_re_injects_exactly_its_workloads_
 def test_enabling_ambient_mode_re_injects_every_sidecar_once_for_hbone(mesh: AmbientMesh) -> None:
     """Sidecars injected before the ambient profile lack HBONE: turning ambient mode on re-injects each once."""
     mesh.cluster.injector.set_revision(DEFAULT_REVISION, tag=VERSION, cni=True, hbone=False)
-    mesh.namespaces.label("shop", {"restart": "1"})  # nothing: a label other than the mesh's
     for namespace, workloads in ((mesh.shop, SHOP), (mesh.payments, PAYMENTS)):
         for kind, name in workloads:
-            from localkube.workloads import rollout_restart
-
             rollout_restart(mesh.cluster.api, kind, namespace, name)
         rolled_out(mesh.cluster, namespace, workloads)
     mesh.state = mesh.apply(hbone=False)
