@@ -154,24 +154,27 @@ def mismatch(
     return tuple(sorted(reasons))
 
 
-def pod_mismatch(pod: Mapping[str, Any], data_plane: DeclaredDataPlane) -> tuple[RestartReason, ...]:
+def pod_mismatch(
+    pod: Mapping[str, Any], data_plane: DeclaredDataPlane, sidecar: bool | None = None
+) -> tuple[RestartReason, ...]:
     """How a pod differs from what its namespace should run (empty: it matches, or it is not compared).
 
     A pod's own `sidecar.istio.io/inject` wins over its namespace's mode, as it does for istiod's webhook: `"false"`
     keeps it without a sidecar in a sidecar namespace, `"true"` gets it one in an ambient namespace (compared then as
-    any sidecar). A sidecar without redirection (a gateway) is not compared.
+    any sidecar). A sidecar without redirection (a gateway) is not compared. `sidecar`: `has_sidecar(pod)`, when the
+    caller knows it already.
     """
-    mode = data_plane.mode(str(metadata_of(pod).get("namespace", "")))
-    if not has_sidecar(pod):
+    namespace = str(metadata_of(pod).get("namespace", ""))
+    mode = data_plane.mode(namespace)
+    if not (has_sidecar(pod) if sidecar is None else sidecar):
         due = mode == SIDECAR_MODE and not opted_out_of_injection(pod)
         return (RestartReason.DATAPLANE_MODE,) if due else ()
     if mode == AMBIENT_MODE and not asks_for_sidecar(pod):
         return (RestartReason.DATAPLANE_MODE,)
-    namespace = str(metadata_of(pod).get("namespace", ""))
     reasons = mismatch(pod, desired_redirection(data_plane.cni_enabled), data_plane.acceptable(namespace))
-    if data_plane.hbone and redirection(pod) is not Redirection.NONE and not speaks_hbone(pod):
-        reasons = (*reasons, RestartReason.HBONE)
-    return tuple(sorted(reasons))
+    if data_plane.hbone and not speaks_hbone(pod) and redirection(pod) is not Redirection.NONE:
+        return tuple(sorted((*reasons, RestartReason.HBONE)))
+    return reasons
 
 
 def not_captured(pod: Mapping[str, Any], data_plane: DeclaredDataPlane) -> bool:
@@ -252,8 +255,9 @@ def plan_restart(
         if not is_active(pod):
             continue
         state = owners.setdefault(resolve_owner(pod, replicaset_index), _OwnerPods())
-        reasons = pod_mismatch(pod, data_plane)
-        if has_sidecar(pod):
+        sidecar = has_sidecar(pod)
+        reasons = pod_mismatch(pod, data_plane, sidecar)
+        if sidecar:
             state.sidecar = True
             revision = pod_revision(pod)
             if revision in removing:
