@@ -26,7 +26,7 @@ from pulumi.runtime import rpc
 from restart.plan import fingerprint
 from restart.report import summarize
 from restart.request import INPUTS, RestartError, RestartRequest, as_int, completed, entering_sidecars
-from settings.data_plane import DeclaredDataPlane
+from settings.data_plane import DeclaredDataPlane, ambient_move_refusal
 from settings.istio_releases import upgrade_refusal
 from settings.model import IstioSettings, MeshSettings, RestartSettings
 
@@ -114,6 +114,8 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
             deployed, declared = _data_plane(olds), DeclaredDataPlane.from_inputs(inputs)
             if refusal := upgrade_refusal(deployed, declared):
                 failures.append(pulumi.dynamic.CheckFailure("version", refusal))
+            if refusal := ambient_move_refusal(deployed, declared):
+                failures.append(pulumi.dynamic.CheckFailure("ambientNamespaces", refusal))
         return pulumi.dynamic.CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:

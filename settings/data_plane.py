@@ -175,6 +175,24 @@ class DeclaredDataPlane:
         )
 
 
+def ambient_move_refusal(deployed: DeclaredDataPlane, declared: DeclaredDataPlane) -> str | None:
+    """Why `declared` may not follow `deployed` in one update, as far as ambient mode goes (None: it may).
+
+    Istio's migration guide: every sidecar speaks HBONE (re-injected once after ambient mode's components are
+    installed) before any namespace moves, or the sidecars still to be re-injected cannot reach the moved pods. So
+    namespaces move in a later update than the one that installs ambient mode. A first install has no running
+    sidecars to wait for.
+    """
+    moving = sorted(declared.ambient_namespaces - deployed.ambient_namespaces)
+    if moving and not deployed.hbone and deployed.mesh_namespaces:
+        return (
+            f"moving {', '.join(moving)} to ambient mode in the update that installs ambient mode's components is "
+            "not allowed: every sidecar must first be re-injected to speak HBONE. Set istio.ambient.enabled in one "
+            "update, and move namespaces (mesh.namespaces[].mode: ambient) in a later one"
+        )
+    return None
+
+
 def image_release(image: str) -> str:
     """The Istio release in a proxy image's tag (`hub/proxyv2:1.30.3[-variant][@digest]`), or "".
 

@@ -8,7 +8,7 @@ changes each namespace's labels as the Namespace resources do in the same `pulum
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,14 +127,21 @@ def mesh(cluster: Cluster, namespaces: Namespaces, host: Host) -> Iterator[Ambie
         injector.restore(saved)
 
 
-def test_a_namespace_moved_to_ambient_and_back_re_injects_exactly_its_workloads_each_way(mesh: AmbientMesh) -> None:
+def test_a_namespace_moved_to_ambient_and_back_re_injects_exactly_its_workloads_each_way(
+    mesh: AmbientMesh, record_property: Callable[[str, object], None]
+) -> None:
+    """`record_property` keeps what was observed in the JUnit report (`pytest --junitxml`), for the record."""
     start = mesh.generations()
     assert mesh.labels(mesh.payments) == {"istio-injection": "enabled"}
+    record_property("labels before", mesh.labels(mesh.payments))
 
     # To ambient: the Namespace's labels change first (ambient on, injection off), then the rollout.
     mesh.namespaces.label("payments", TO_AMBIENT)
     assert mesh.labels(mesh.payments) == {"istio.io/dataplane-mode": "ambient"}
     moved = mesh.apply(ambient=(mesh.payments,))
+    record_property("to ambient: labels", mesh.labels(mesh.payments))
+    record_property("to ambient: restarted", moved["restarted"])
+    record_property("to ambient: restartReasons", moved["restartReasons"])
     assert moved["restarted"] == refs(mesh.payments, PAYMENTS)
     assert moved["restartReasons"] == {"dataplaneMode": refs(mesh.payments, PAYMENTS)}
     assert ambient_pods(mesh, mesh.payments)
@@ -147,6 +154,9 @@ def test_a_namespace_moved_to_ambient_and_back_re_injects_exactly_its_workloads_
     mesh.namespaces.label("payments", TO_SIDECARS)
     assert mesh.labels(mesh.payments) == {"istio-injection": "enabled"}
     back = mesh.apply()
+    record_property("back: labels", mesh.labels(mesh.payments))
+    record_property("back: restarted", back["restarted"])
+    record_property("back: restartReasons", back["restartReasons"])
     assert back["restarted"] == refs(mesh.payments, PAYMENTS)
     assert back["restartReasons"] == {"dataplaneMode": refs(mesh.payments, PAYMENTS)}
     assert hbone_sidecars(mesh, mesh.payments)
@@ -155,7 +165,9 @@ def test_a_namespace_moved_to_ambient_and_back_re_injects_exactly_its_workloads_
     assert all(after_back["payments"][w] == start["payments"][w] + 2 for w in PAYMENTS)
 
 
-def test_enabling_ambient_mode_re_injects_every_sidecar_once_for_hbone(mesh: AmbientMesh) -> None:
+def test_enabling_ambient_mode_re_injects_every_sidecar_once_for_hbone(
+    mesh: AmbientMesh, record_property: Callable[[str, object], None]
+) -> None:
     """Sidecars injected before the ambient profile lack HBONE: turning ambient mode on re-injects each once."""
     mesh.cluster.injector.set_revision(DEFAULT_REVISION, tag=VERSION, cni=True, hbone=False)
     for namespace, workloads in ((mesh.shop, SHOP), (mesh.payments, PAYMENTS)):
@@ -167,13 +179,16 @@ def test_enabling_ambient_mode_re_injects_every_sidecar_once_for_hbone(mesh: Amb
 
     mesh.cluster.injector.set_revision(DEFAULT_REVISION, tag=VERSION, cni=True, hbone=True)
     switched = mesh.apply()
+    record_property("hbone: restartReasons", switched["restartReasons"])
     everything = sorted(refs(mesh.shop, SHOP) + refs(mesh.payments, PAYMENTS))
     assert switched["restarted"] == everything
     assert switched["restartReasons"] == {"hbone": everything}
     assert hbone_sidecars(mesh, mesh.shop) and hbone_sidecars(mesh, mesh.payments)
 
 
-def test_a_run_killed_part_way_is_resumed_by_the_next_and_restarts_nothing_twice(mesh: AmbientMesh) -> None:
+def test_a_run_killed_part_way_is_resumed_by_the_next_and_restarts_nothing_twice(
+    mesh: AmbientMesh, record_property: Callable[[str, object], None]
+) -> None:
     """One workload at a time; the second's new pods never become Ready, and the provider host is killed while it
     waits. The re-run (a new host, the same change) restarts only what the first did not reach."""
     start = mesh.generations()
@@ -212,9 +227,12 @@ def test_a_run_killed_part_way_is_resumed_by_the_next_and_restarts_nothing_twice
         doomed.close()
         release()
     killed = mesh.generations()["payments"]
+    record_property("killed: generations before, after the killed run", (start["payments"], killed))
     assert killed[("Deployment", "pay")] == start["payments"][("Deployment", "pay")]  # never reached
 
     resumed = mesh.apply(ambient=(mesh.payments,), maxConcurrent=1, slowStart=False)
+    record_property("resumed: restarted", resumed["restarted"])
+    record_property("resumed: skipped", resumed["skipped"])
     assert resumed["restarted"] == [f"Deployment/{mesh.payments}/pay"]
     final = mesh.generations()
     assert all(final["payments"][w] == start["payments"][w] + 1 for w in PAYMENTS), final

@@ -45,3 +45,16 @@ def test_promotion_and_acknowledged_downgrades_pass() -> None:
     assert failures(on_canary, props("docker.io/istio/proxyv2:1.30.3-distroless")) == []
     back = props("docker.io/istio/proxyv2:1.29.6", allowDowngradeFrom="1.30.3")
     assert failures(props("docker.io/istio/proxyv2:1.30.3"), back) == []
+
+
+def test_namespaces_move_to_ambient_only_after_every_sidecar_speaks_hbone() -> None:
+    image, mesh = "docker.io/istio/proxyv2:1.30.3", {"meshNamespaces": ["shop", "payments"]}
+    sidecars = props(image, **mesh)
+    installed = props(image, **mesh, hbone=True)
+    moved = props(image, **mesh, hbone=True, ambientNamespaces=["payments"])
+    ((prop, reason),) = failures(sidecars, moved)
+    assert prop == "ambientNamespaces"
+    assert "moving payments to ambient mode in the update that installs ambient mode's components" in reason
+    assert failures(sidecars, installed) == []
+    assert failures(installed, moved) == []
+    assert failures({}, moved) == []  # a first install: no running sidecar to wait for
