@@ -320,7 +320,7 @@ user's values."""
 class AmbientSettings:
     enabled: bool = False
     """Install ambient mode's components: the Gateway API CRDs, istiod and cni with the `ambient` profile, and the
-    `ztunnel` node proxy. Namespaces keep their sidecars: this only makes ambient available."""
+    `ztunnel` node proxy. Namespaces keep their sidecars until `mesh.namespaces` moves them (`mode: ambient`)."""
 
 
 @dataclass(frozen=True)
