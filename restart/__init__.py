@@ -7,8 +7,10 @@ what the mesh declares.
 - `plan`: which workloads to restart, skip or report (pure);
 - `rollout`: when a rollout is complete or has failed (kubectl's rules, pure);
 - `kube`: the Kubernetes client with its retry policy;
-- `run`: the orchestration that ties them together.
+- `run`: the orchestration that ties them together;
+- `ambient_gate`: the `AmbientMoveCheck` dynamic resource, which refuses a namespace's move to ambient mode while
+  `ambient_findings` (pure) finds Istio objects that would break silently there, read by `ambient_check`.
 
-Imports: `settings` and, inside `kube` and `run` only, the `kubernetes` client; `resource` and
-`request` import nothing heavy, because the engine's provider host imports them on every call.
+Imports: `settings` and, inside `kube`, `run` and `ambient_check` only, the `kubernetes` client; `resource`,
+`ambient_gate` and `request` import nothing heavy, because the engine's provider host imports them on every call.
 """

@@ -33,7 +33,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch import watch as kube_watch
 
 from restart.credentials import api_server, client_configuration
-from restart.objects import WorkloadRef, slim_metadata, slim_pod, slim_workload
+from restart.objects import WorkloadRef, slim_metadata, slim_pod, slim_spec, slim_workload
 from restart.request import RestartError
 
 # The client's helpers carry no type hints; typed aliases keep the strict type check meaningful here.
@@ -67,10 +67,29 @@ class Kind:
     kind: str
     plural: str
     api: str
-    """`core` or `apps`: which client API object serves it."""
+    """`core`, `apps` or `custom`: which client API object serves it."""
     list_method: str
     patch_method: str | None = None
     namespaced_list_method: str | None = None
+    read_method: str | None = None
+    group: str = ""
+    """A custom resource's API group (`security.istio.io`); the built-in kinds' clients know theirs."""
+    version: str = ""
+    """A custom resource's API version (`v1`)."""
+    namespaced: bool = True
+
+
+def _custom(kind: str, plural: str, group: str, version: str) -> Kind:
+    """A namespaced custom resource, served by `CustomObjectsApi` (its methods take the group, version and plural)."""
+    return Kind(
+        kind,
+        plural,
+        "custom",
+        "list_cluster_custom_object",
+        namespaced_list_method="list_namespaced_custom_object",
+        group=group,
+        version=version,
+    )
 
 
 KINDS: dict[str, Kind] = {
@@ -86,6 +105,17 @@ KINDS: dict[str, Kind] = {
         "DaemonSet", "daemonsets", "apps", "list_daemon_set_for_all_namespaces", "patch_namespaced_daemon_set"
     ),
 }
+
+ISTIO_KINDS: dict[str, Kind] = {
+    "AuthorizationPolicy": _custom("AuthorizationPolicy", "authorizationpolicies", "security.istio.io", "v1"),
+    "PeerAuthentication": _custom("PeerAuthentication", "peerauthentications", "security.istio.io", "v1"),
+    "EnvoyFilter": _custom("EnvoyFilter", "envoyfilters", "networking.istio.io", "v1alpha3"),
+    "VirtualService": _custom("VirtualService", "virtualservices", "networking.istio.io", "v1"),
+    "DestinationRule": _custom("DestinationRule", "destinationrules", "networking.istio.io", "v1"),
+}
+"""The Istio policy objects ambient mode's migration reads, at the versions Istio serves them (v1 since 1.22;
+EnvoyFilter only ever as v1alpha3)."""
+NAMESPACE = Kind("Namespace", "namespaces", "core", "list_namespace", read_method="read_namespace", namespaced=False)
 
 
 class WatchHandle:
@@ -129,13 +159,19 @@ class Cluster:
     """One API client for one run, with the retry and error rules every request shares."""
 
     def __init__(self, api_client: Any, server: str, retry: RetryPolicy, page_size: int) -> None:
-        self._apis = {"core": client.CoreV1Api(api_client), "apps": client.AppsV1Api(api_client)}
+        self._apis = {
+            "core": client.CoreV1Api(api_client),
+            "apps": client.AppsV1Api(api_client),
+            "custom": client.CustomObjectsApi(api_client),
+        }
         self._server = api_server(server)
         self._retry = retry
         self._page_size = page_size
 
     def _method(self, kind: Kind, name: str) -> Callable[..., Any]:
         method: Callable[..., Any] = getattr(self._apis[kind.api], name)
+        if kind.api == "custom":
+            return functools.partial(method, group=kind.group, version=kind.version, plural=kind.plural)
         return method
 
     def _backoff(self, attempt: int) -> float:
@@ -171,7 +207,9 @@ class Cluster:
                 time.sleep(delay)
         raise self._exhausted(verb, kind, namespace, last_error) from last_error
 
-    def _where(self, namespace: str | None) -> str:
+    def _where(self, kind: Kind, namespace: str | None) -> str:
+        if not kind.namespaced:
+            return "the cluster"
         return f"namespace {namespace!r}" if namespace else "all namespaces"
 
     def _failure(self, verb: str, kind: Kind, namespace: str | None, exc: ApiException) -> Exception:
@@ -179,12 +217,14 @@ class Cluster:
         if exc.status == 410:
             return GoneError(message)
         if exc.status == 403:
-            return RestartError(f"forbidden: cannot {verb} {kind.plural} in {self._where(namespace)}: {message}")
+            return RestartError(f"forbidden: cannot {verb} {kind.plural} in {self._where(kind, namespace)}: {message}")
         if exc.status == 401:
             return RestartError(
                 f"{self._server} rejected the kubeconfig's credentials (401 Unauthorized) to {verb} {kind.plural}"
             )
-        return RestartError(f"{verb} {kind.plural} in {self._where(namespace)} failed: HTTP {exc.status}: {message}")
+        return RestartError(
+            f"{verb} {kind.plural} in {self._where(kind, namespace)} failed: HTTP {exc.status}: {message}"
+        )
 
     def _exhausted(self, verb: str, kind: Kind, namespace: str | None, exc: Exception | None) -> RestartError:
         attempts = self._retry.attempts
@@ -195,7 +235,7 @@ class Cluster:
         else:
             detail = f"connection to {self._server} failed ({type(exc).__name__})"
         return RestartError(
-            f"gave up to {verb} {kind.plural} in {self._where(namespace)} after {attempts} attempts: {detail}"
+            f"gave up to {verb} {kind.plural} in {self._where(kind, namespace)} after {attempts} attempts: {detail}"
         )
 
     def list_all(
@@ -206,12 +246,14 @@ class Cluster:
         *,
         metadata_only: bool = False,
         from_cache: bool = False,
+        absent_kind_is_empty: bool = False,
     ) -> Listing:
         """Every object of a kind, cluster-wide or in one namespace, page by page; restarted if the token expires.
 
         `metadata_only`: each object's metadata alone (PartialObjectMetadata). `from_cache`: served from the API
         server's watch cache, possibly a moment behind etcd; only the first page asks for it, since a continue token
-        carries the version its list is read at.
+        carries the version its list is read at. `absent_kind_is_empty`: a 404 (the API server does not serve the
+        kind: its CRD is not installed) reads as no objects.
         """
         scope: dict[str, Any] = {}
         if namespace is not None:
@@ -226,6 +268,8 @@ class Cluster:
         if metadata_only:
             scope["_headers"] = {"Accept": METADATA_LIST_ACCEPT}
             slim = slim_metadata
+        elif kind.api == "custom":
+            slim = slim_spec
         else:
             slim = slim_pod if kind.kind == "Pod" else slim_workload
         for _ in range(3):
@@ -257,7 +301,34 @@ class Cluster:
                         return Listing(items, resource_version)
             except GoneError:
                 continue
+            except RestartError as exc:
+                if absent_kind_is_empty and _not_found(exc):
+                    return Listing([], "")
+                raise
         raise RestartError(f"list {kind.plural}: the continue token kept expiring")
+
+    def read(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """One object by its name, or None when there is none."""
+        assert kind.read_method is not None
+        scope = {"namespace": namespace} if kind.namespaced else {}
+        try:
+            found: dict[str, Any] = self.request(
+                "get",
+                kind,
+                namespace,
+                functools.partial(
+                    self._method(kind, kind.read_method),
+                    name=name,
+                    **scope,
+                    _preload_content=False,
+                    _request_timeout=self._retry.request_timeout,
+                ),
+            )
+        except RestartError as exc:
+            if _not_found(exc):
+                return None
+            raise
+        return found
 
     def patch(self, ref: WorkloadRef, body: dict[str, Any]) -> dict[str, Any] | None:
         """One PATCH; the patched object, or None when it was deleted since it was listed."""
@@ -281,7 +352,7 @@ class Cluster:
                 ),
             )
         except RestartError as exc:
-            if isinstance(exc.__cause__, ApiException) and exc.__cause__.status == 404:
+            if _not_found(exc):
                 return None
             raise
         return patched
@@ -323,6 +394,11 @@ class Cluster:
                 handle.detach()
             response.release_conn()
             response.close()
+
+
+def _not_found(exc: RestartError) -> bool:
+    """The request was answered 404 (`request` chains the client's error)."""
+    return isinstance(exc.__cause__, ApiException) and exc.__cause__.status == 404
 
 
 def _retry_after_seconds(value: str) -> float | None:

@@ -350,6 +350,15 @@ def slim_metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {"metadata": {key: meta[key] for key in ("name", "namespace", "ownerReferences") if key in meta}}
 
 
+def slim_spec(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep a configuration object's identity and spec (an Istio policy: its spec is what is read)."""
+    meta = metadata_of(obj)
+    return {
+        "metadata": {key: meta[key] for key in ("name", "namespace") if key in meta},
+        "spec": obj.get("spec"),
+    }
+
+
 def slim_workload(obj: Mapping[str, Any]) -> dict[str, Any]:
     """Keep what planning and rollout tracking read: identity, owners, pause, strategy, our annotations."""
     meta, spec = metadata_of(obj), obj.get("spec") or {}

@@ -13,10 +13,11 @@ from kubernetes import client
 from localkube.cluster import DEFAULT_REVISION, Cluster
 from localkube.faults import FaultProxy
 from localkube.namespaces import Namespaces
+from localkube.raw import drain
 from localkube.sidecar import PROXY
 from localkube.waiting import rollout_complete, wait_for
 from localkube.workloads import pods, read
-from restart.kube import RetryPolicy
+from restart.kube import ISTIO_KINDS, RetryPolicy
 from restart.report import RestartOutcome
 from restart.request import RestartRequest
 from restart.resource import SidecarRestartProvider
@@ -140,3 +141,14 @@ def run_via_proxy(
     values = {"maxConcurrent": 4, "waitForRollout": False, "timeoutSeconds": 60, **inputs}
     props = restart_inputs(cluster, namespaces, kubeconfig=kubeconfig, **values)
     return run_restart(request_from(props), log, retry=FAST, page_size=page_size)
+
+
+def create_istio_object(cluster: Cluster, namespace: str, kind: str, name: str, spec: dict[str, Any]) -> None:
+    """Creates one Istio object of `restart.kube.ISTIO_KINDS` as a team would (needs the `mesh_crds` fixture)."""
+    at = ISTIO_KINDS[kind]
+    body = {"apiVersion": f"{at.group}/{at.version}", "kind": kind, "metadata": {"name": name}, "spec": spec}
+    drain(
+        client.CustomObjectsApi(cluster.api).create_namespaced_custom_object(
+            at.group, at.version, namespace, at.plural, body, _preload_content=False
+        )
+    )
