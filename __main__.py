@@ -1,5 +1,5 @@
-"""aks-istio: one environment's AKS cluster, its Istio mesh with the CNI plugin, and the re-injection
-of running workloads when the CNI setting changes.
+"""aks-istio: one environment's AKS cluster, its Istio mesh with the CNI plugin (and ambient mode), and the rollout of
+running workloads whenever their declared data plane changes.
 
 Composition only, in the order of the layers: settings/ -> components/ -> restart/ -> the outputs."""
 
@@ -8,6 +8,7 @@ import pulumi
 from components.cluster import AksCluster, AksClusterArgs
 from components.istio import IstioMesh, IstioMeshArgs
 from components.upgrade_guard import IstioUpgradeGuard
+from restart.ambient_gate import AmbientMoveCheck
 from restart.resource import SidecarRestart, SidecarRestartArgs
 from settings.model import ConfigError
 from settings.stack import load_settings
@@ -23,9 +24,26 @@ cluster = AksCluster("platform", AksClusterArgs(settings.cluster))
 # First, and alone: its check refuses a move between Istio releases that Istio does not support.
 upgrade_guard = IstioUpgradeGuard("istio-upgrade-guard", settings.istio, settings.mesh)
 
+# Before any namespace's labels move it to ambient mode: its check refuses a move that would silently break a policy.
+move_checks = (
+    [
+        AmbientMoveCheck(
+            "ambient-move-check", settings.mesh, cluster.kubeconfig, pulumi.ResourceOptions(depends_on=[upgrade_guard])
+        )
+    ]
+    if settings.mesh.ambient
+    else []
+)
+
 mesh = IstioMesh(
     "mesh",
-    IstioMeshArgs(settings.istio, settings.mesh, gated_by=[upgrade_guard], secret_sections=settings.secret_sections),
+    IstioMeshArgs(
+        settings.istio,
+        settings.mesh,
+        gated_by=[upgrade_guard],
+        namespaces_gated_by=move_checks,
+        secret_sections=settings.secret_sections,
+    ),
     pulumi.ResourceOptions(providers=[cluster.provider]),
 )
 

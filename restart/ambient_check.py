@@ -15,11 +15,8 @@ from typing import Any
 
 from restart.ambient_findings import POLICY_KINDS, Finding, ambient_findings
 from restart.kube import ISTIO_KINDS, NAMESPACE, Cluster, RetryPolicy, connect
-from settings.model import ISTIO_NAMESPACE
+from settings.model import AMBIENT_MODE, DATAPLANE_MODE_LABEL, ISTIO_NAMESPACE
 
-DATAPLANE_MODE_LABEL = "istio.io/dataplane-mode"
-"""The namespace (or pod) label that enrolls its pods in ambient mode, with the value `ambient`."""
-AMBIENT = "ambient"
 LISTS_AT_ONCE = len(POLICY_KINDS)
 """Lists in flight at once: one per kind, as the restart reads its kinds side by side."""
 
@@ -35,7 +32,7 @@ def moving_to_ambient(cluster: Cluster, declared: Iterable[str]) -> list[str]:
         if namespace is None:
             continue
         labels = (namespace.get("metadata") or {}).get("labels") or {}
-        if labels.get(DATAPLANE_MODE_LABEL) != AMBIENT:
+        if labels.get(DATAPLANE_MODE_LABEL) != AMBIENT_MODE:
             moving.append(name)
     return moving
 

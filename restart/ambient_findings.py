@@ -20,15 +20,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from restart.objects import readable
-from settings.model import ISTIO_NAMESPACE
+from settings.model import FINDING_KINDS, ISTIO_NAMESPACE
 
 AUTHORIZATION_POLICY = "AuthorizationPolicy"
 PEER_AUTHENTICATION = "PeerAuthentication"
 ENVOY_FILTER = "EnvoyFilter"
 VIRTUAL_SERVICE = "VirtualService"
 DESTINATION_RULE = "DestinationRule"
-POLICY_KINDS = (AUTHORIZATION_POLICY, PEER_AUTHENTICATION, ENVOY_FILTER, VIRTUAL_SERVICE, DESTINATION_RULE)
-"""The kinds the check reads, in the order findings are listed."""
+POLICY_KINDS = FINDING_KINDS
+"""The kinds the check reads, in the order findings are listed (the kinds an acknowledgement may name)."""
+assert POLICY_KINDS == (AUTHORIZATION_POLICY, PEER_AUTHENTICATION, ENVOY_FILTER, VIRTUAL_SERVICE, DESTINATION_RULE)
 
 SHOWN_FINDINGS = 20
 """Findings a refusal names; the rest are counted. A pull request's comment must stay readable."""
@@ -78,8 +79,13 @@ class Finding:
         """`Kind/namespace/name`: what a team lists under the namespace's `acknowledge` to accept the finding."""
         return f"{self.kind}/{self.namespace}/{self.name}"
 
+    @property
+    def advice(self) -> str:
+        """What breaks and what to do, as sentences."""
+        return f"{self.problem}. {self.remedy[:1].upper()}{self.remedy[1:]}."
+
     def __str__(self) -> str:
-        return f"{self.key}: {self.problem}. {self.remedy[:1].upper()}{self.remedy[1:]}."
+        return f"{self.key}: {self.advice}"
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

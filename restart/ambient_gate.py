@@ -15,29 +15,20 @@ side effects. The findings and the Kubernetes client are imported inside the met
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
 import pulumi.dynamic
-from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
+from restart.properties import known, plain
 from restart.request import RestartError
+from settings.model import MeshSettings
 
 INPUT_KEYS = ("kubeconfig", "namespaces")
 OUTPUT_KEYS = ("accepted",)
 NAMESPACE_KEYS = ("name", "waypoint", "acknowledge")
-
-
-def _plain(value: Any) -> Any:
-    """A value without the RPC secret envelope (the host may hand values over wrapped or not)."""
-    return rpc.unwrap_rpc_secret(value) if rpc.is_rpc_secret(value) else value
-
-
-def _known(value: Any) -> bool:
-    """False for values a preview cannot know yet (the host hands them over as `Unknown`)."""
-    return value is not None and value != rpc.UNKNOWN and not isinstance(value, Unknown)
 
 
 def _namespaces(value: Any) -> tuple[list[dict[str, Any]] | None, str | None]:
@@ -78,12 +69,12 @@ class AmbientMoveCheckProvider(pulumi.dynamic.ResourceProvider):
     """
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
-        inputs = {key: _plain(news.get(key)) for key in INPUT_KEYS}
+        inputs = {key: plain(news.get(key)) for key in INPUT_KEYS}
         failures: list[pulumi.dynamic.CheckFailure] = []
         kubeconfig, namespaces = inputs["kubeconfig"], inputs["namespaces"]
         if kubeconfig is None:
             failures.append(pulumi.dynamic.CheckFailure("kubeconfig", "is required"))
-        elif _known(kubeconfig):
+        elif known(kubeconfig):
             if not isinstance(kubeconfig, str) or not kubeconfig.strip():
                 failures.append(pulumi.dynamic.CheckFailure("kubeconfig", "must be a non-empty kubeconfig document"))
             else:
@@ -92,7 +83,7 @@ class AmbientMoveCheckProvider(pulumi.dynamic.ResourceProvider):
                 inputs["kubeconfig"] = rpc.wrap_rpc_secret(kubeconfig)
         if namespaces is None:
             failures.append(pulumi.dynamic.CheckFailure("namespaces", "is required"))
-        elif _known(namespaces):
+        elif known(namespaces):
             normalised, reason = _namespaces(namespaces)
             if reason is not None:
                 failures.append(pulumi.dynamic.CheckFailure("namespaces", reason))
@@ -108,17 +99,17 @@ class AmbientMoveCheckProvider(pulumi.dynamic.ResourceProvider):
     def changed_keys(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
         """The inputs that differ. An unknown kubeconfig (of a cluster being updated, in a preview) is no change by
         itself: it checks nothing, and `pulumi up` diffs again with the real value. Unknown namespaces may differ."""
-        old, new = ({key: _plain(bag.get(key)) for key in INPUT_KEYS} for bag in (olds, news))
-        return [key for key in INPUT_KEYS if old[key] != new[key] and (key == "namespaces" or _known(new[key]))]
+        old, new = ({key: plain(bag.get(key)) for key in INPUT_KEYS} for bag in (olds, news))
+        return [key for key in INPUT_KEYS if old[key] != new[key] and (key == "namespaces" or known(new[key]))]
 
     def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
         outs = self._check_cluster(props)
         return pulumi.dynamic.CreateResult(id_=f"ambient-move-check-{uuid.uuid4().hex[:12]}", outs=outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.UpdateResult:
-        if _plain(olds.get("namespaces")) != _plain(news.get("namespaces")):
+        if plain(olds.get("namespaces")) != plain(news.get("namespaces")):
             return pulumi.dynamic.UpdateResult(outs=self._check_cluster(news))
-        carried = {key: _plain(olds.get(key)) for key in OUTPUT_KEYS}
+        carried = {key: plain(olds.get(key)) for key in OUTPUT_KEYS}
         return pulumi.dynamic.UpdateResult(outs={**self._inputs_out(news), **carried})
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
@@ -128,19 +119,19 @@ class AmbientMoveCheckProvider(pulumi.dynamic.ResourceProvider):
     @staticmethod
     def _inputs_out(props: Mapping[str, Any]) -> dict[str, Any]:
         return {
-            "kubeconfig": rpc.wrap_rpc_secret(_plain(props.get("kubeconfig"))),
-            "namespaces": _plain(props.get("namespaces")),
+            "kubeconfig": rpc.wrap_rpc_secret(plain(props.get("kubeconfig"))),
+            "namespaces": plain(props.get("namespaces")),
         }
 
     def _check_cluster(self, props: Mapping[str, Any]) -> dict[str, Any]:
         from restart.ambient_check import check_moves  # heavy: only where the cluster is needed
         from restart.ambient_findings import refusal
 
-        declared = _plain(props.get("namespaces")) or []
+        declared = plain(props.get("namespaces")) or []
         waypoints = {str(item["name"]): str(item.get("waypoint") or "") for item in declared}
         acknowledged = {str(item["name"]): frozenset(item.get("acknowledge") or ()) for item in declared}
         try:
-            findings = check_moves(str(_plain(props.get("kubeconfig")) or ""), waypoints)
+            findings = check_moves(str(plain(props.get("kubeconfig")) or ""), waypoints)
         except RestartError as exc:
             # `from None`: the host prints the traceback of what it catches, and a chained client error would
             # bring its response headers along; our message says all that matters.
@@ -179,23 +170,22 @@ class AmbientMoveCheck(pulumi.dynamic.Resource, module="restart", name="AmbientM
     def __init__(
         self,
         name: str,
-        namespaces: Sequence[Mapping[str, Any]],
+        mesh: MeshSettings,
         kubeconfig: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        declared: list[dict[str, Any]] = [
-            {
-                "name": str(item["name"]),
-                "waypoint": str(item.get("waypoint") or ""),
-                "acknowledge": sorted(set(item.get("acknowledge") or ())),
-            }
-            for item in namespaces
-        ]
-        declared.sort(key=lambda item: str(item["name"]))
         props: dict[str, Any] = {
-            "namespaces": declared,
+            "namespaces": declared_moves(mesh),
             "kubeconfig": pulumi.Output.secret(kubeconfig),
             **dict.fromkeys(OUTPUT_KEYS),
         }
         secret_outputs = pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"])
         super().__init__(AmbientMoveCheckProvider(), name, props, pulumi.ResourceOptions.merge(opts, secret_outputs))
+
+
+def declared_moves(mesh: MeshSettings) -> list[dict[str, Any]]:
+    """The `namespaces` input: every ambient namespace of the mesh, by name, with its waypoint and acknowledgements."""
+    return [
+        {"name": namespace, "waypoint": ambient.waypoint, "acknowledge": sorted(set(ambient.acknowledge))}
+        for namespace, ambient in sorted(mesh.ambient.items())
+    ]

@@ -20,10 +20,10 @@ from typing import Any
 
 import pulumi
 import pulumi.dynamic
-from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from restart.plan import fingerprint
+from restart.properties import known, plain
 from restart.report import summarize
 from restart.request import INPUTS, RestartError, RestartRequest, as_int, completed, entering_sidecars
 from settings.data_plane import DeclaredDataPlane, ambient_move_refusal
@@ -33,19 +33,9 @@ from settings.model import IstioSettings, MeshSettings, RestartSettings
 OUTPUT_KEYS = ("restarted", "restartReasons", "skipped", "manualRestart", "fingerprint", "restartedAt")
 
 
-def _plain(value: Any) -> Any:
-    """A value without the RPC secret envelope (the host may hand values over wrapped or not)."""
-    return rpc.unwrap_rpc_secret(value) if rpc.is_rpc_secret(value) else value
-
-
-def _known(value: Any) -> bool:
-    """False for values a preview cannot know yet (the host hands them over as `Unknown`)."""
-    return value is not None and value != rpc.UNKNOWN and not isinstance(value, Unknown)
-
-
 def _check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[pulumi.dynamic.CheckFailure]]:
     """Validate and normalise known values; unknown ones (in a preview) pass through untouched."""
-    inputs = completed({key: _plain(news.get(key)) for key in INPUTS})
+    inputs = completed({key: plain(news.get(key)) for key in INPUTS})
     failures: list[pulumi.dynamic.CheckFailure] = []
 
     def fail(key: str, reason: str) -> None:
@@ -55,7 +45,7 @@ def _check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[pulumi.
         value, kind = inputs[key], spec.kind
         if value is None:
             fail(key, "is required")
-        if not _known(value):
+        if not known(value):
             continue
         if kind == "boolean" and not isinstance(value, bool):
             fail(key, "must be true or false")
@@ -86,7 +76,7 @@ def _check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[pulumi.
 
 def _plain_bag(props: Mapping[str, Any]) -> dict[str, Any]:
     """The inputs of a property bag, unwrapped, with those an older release did not write filled in."""
-    return completed({key: _plain(props.get(key)) for key in INPUTS})
+    return completed({key: plain(props.get(key)) for key in INPUTS})
 
 
 def _data_plane(props: Mapping[str, Any]) -> DeclaredDataPlane:
@@ -130,8 +120,8 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
         """
 
         # An input a state written before it existed lacks is what that state meant, not a change.
-        old, new = _plain_bag(olds), {key: _plain(news.get(key)) for key in INPUTS}
-        return [key for key, spec in INPUTS.items() if old[key] != new[key] and (spec.restarts or _known(new[key]))]
+        old, new = _plain_bag(olds), {key: plain(news.get(key)) for key in INPUTS}
+        return [key for key, spec in INPUTS.items() if old[key] != new[key] and (spec.restarts or known(new[key]))]
 
     @staticmethod
     def restarts(olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:
@@ -148,7 +138,7 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.UpdateResult:
         if self.restarts(olds, news):
             return pulumi.dynamic.UpdateResult(outs=self._restart(news, olds))
-        carried = {key: _plain(olds.get(key)) for key in OUTPUT_KEYS}
+        carried = {key: plain(olds.get(key)) for key in OUTPUT_KEYS}
         return pulumi.dynamic.UpdateResult(outs={**self._inputs_out(news), **carried})
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from offline.engine import ProgramRun, reveal, run_program, stack_config
+from offline.engine import ProgramRun, is_secret_input, reveal, run_program, stack_config
 from tests.components.test_istio_mesh import depends_on, labels
 
 GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
@@ -82,3 +82,17 @@ def test_app_stacks_read_each_namespaces_mode_and_waypoint(staging: ProgramRun, 
 
 def test_a_sidecar_only_stack_has_no_waypoint_and_no_namespace_patch(dev: ProgramRun) -> None:
     assert dev.of_type(GATEWAY) == [] and dev.of_type(NAMESPACE_PATCH) == []
+
+
+def test_every_namespace_label_waits_for_the_ambient_move_check(staging: ProgramRun) -> None:
+    check = staging.named("ambient-move-check")
+    assert check.type == "pulumi-python:dynamic/restart:AmbientMoveCheck"
+    assert reveal(check.inputs)["namespaces"] == [{"name": "payments", "waypoint": "waypoint", "acknowledge": []}]
+    assert is_secret_input(check.inputs["kubeconfig"])
+    for namespace in ("mesh-ns-payments", "mesh-ns-shop"):
+        assert "ambient-move-check" in depends_on(staging, namespace)
+    assert depends_on(staging, "ambient-move-check") >= {"istio-upgrade-guard"}
+
+
+def test_a_sidecar_only_stack_has_no_move_check(dev: ProgramRun) -> None:
+    assert not [r for r in dev.resources if r.name == "ambient-move-check"]

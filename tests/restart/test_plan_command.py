@@ -10,12 +10,14 @@ from localkube.cluster import Cluster
 from localkube.faults import FaultProxy
 from localkube.namespaces import Namespaces
 from localkube.workloads import create, deployment, pod
-from restart.__main__ import main, render
+from restart.__main__ import main, render, render_moves
+from restart.ambient_findings import Finding
 from restart.kube import Listing
 from restart.objects import WorkloadRef
 from restart.plan import RestartPlan
 from restart.run import _installed_revisions
 from settings.data_plane import ControlPlane, DeclaredDataPlane
+from settings.model import AmbientNamespace, MeshSettings
 from tests.restart.cluster_helpers import (
     INJECTION,
     inject_for_cni,
@@ -96,3 +98,28 @@ def test_the_plan_shows_pods_that_would_stop_the_update_and_installed_istiods_te
     out = render("dev", data_plane, plan)
     assert "- 1 keep pods on a revision this update removes, and stop it until they are restarted or deleted by " in out
     assert "  - `shop` (1): `Pod/debug` (1-30-3)\n" in out
+
+
+def test_the_plan_shows_the_move_check_of_each_namespace_moving_to_ambient() -> None:
+    mesh = MeshSettings(
+        ("shop", "payments", "cart"),
+        ambient={
+            "payments": AmbientNamespace(acknowledge=("PeerAuthentication/payments/plain",)),
+            "cart": AmbientNamespace(waypoint="waypoint"),
+        },
+    )
+    deny = Finding("AuthorizationPolicy", "payments", "get-only", "ztunnel enforces it as deny-all", "rewrite it")
+    plain = Finding("PeerAuthentication", "payments", "plain", "ambient ignores DISABLE", "remove it")
+    lines = render_moves({"payments": [deny, plain], "cart": []}, mesh)
+    assert lines == [
+        "- Moving to ambient mode (2), checked as `pulumi up` will check it:",
+        "  - `cart`: no finding to block it",
+        "  - `payments`: refused until these are mended or acknowledged:",
+        "    - `AuthorizationPolicy/payments/get-only`: ztunnel enforces it as deny-all. Rewrite it.",
+        "    - `PeerAuthentication/payments/plain` (acknowledged): ambient ignores DISABLE. Remove it.",
+    ]
+    data_plane = DeclaredDataPlane(ControlPlane("default", "1.30.3", "p"), ambient_namespaces=frozenset({"payments"}))
+    out = render("staging", data_plane, RestartPlan(fingerprint="f", restart=()), lines)
+    assert "; in ambient mode: `payments`." in out.splitlines()[0]
+    assert out.splitlines()[2] == lines[0]
+    assert render_moves({}, mesh) == []
