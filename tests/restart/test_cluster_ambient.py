@@ -12,15 +12,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 import pytest
 from kubernetes import client
 
+from localkube import mesh_crds as crds
 from localkube.cluster import DEFAULT_REVISION, Cluster
 from localkube.namespaces import Namespaces
 from localkube.nodes import REDIRECTION
 from localkube.waiting import wait_for
 from localkube.workloads import create, deployment, pods, read, rollout_restart, statefulset
+from tests.restart.cluster_helpers import create_istio_object as add
 from tests.restart.cluster_helpers import generations, restart_inputs, rolled_out, sidecars
+from tests.restart.test_ambient_gate import L7_RULES, SELECTOR, declared
+from tests.restart.test_ambient_gate import checked as gate_checked
+from tests.restart.test_ambient_gate import create as gate_create
+from tests.restart.test_ambient_gate import inputs as gate_inputs
 from tests.support.provider_host import Host, as_dict, checked, engine_view, update
 from tests.support.provider_host import create as host_create
 
@@ -238,3 +245,37 @@ def test_a_run_killed_part_way_is_resumed_by_the_next_and_restarts_nothing_twice
     assert all(final["payments"][w] == start["payments"][w] + 1 for w in PAYMENTS), final
     assert final["shop"] == start["shop"]
     assert ambient_pods(mesh, mesh.payments)
+
+
+def test_a_blocked_move_changes_no_label_and_restarts_nothing_until_acknowledged(
+    mesh: AmbientMesh, mesh_crds: crds.Installed, record_property: Callable[[str, object], None]
+) -> None:
+    """`pulumi up` of a move whose namespace has a selector-based L7 AuthorizationPolicy: the move check, which every
+    namespace's labels depend on, refuses it, so the engine changes no label and runs no rollout. Acknowledged, the
+    same move goes through: labels, then the rollout."""
+    start = mesh.generations()
+    add(mesh.cluster, mesh.payments, "AuthorizationPolicy", "get-only", {"selector": SELECTOR, "rules": L7_RULES})
+    key = f"AuthorizationPolicy/{mesh.payments}/get-only"
+    kubeconfig = mesh.cluster.kubeconfig()
+
+    with pytest.raises(grpc.RpcError) as refused:
+        gate_create(mesh.host, engine_view(gate_checked(mesh.host, gate_inputs(kubeconfig, declared(mesh.payments)))))
+    refusal = refused.value.details()  # type: ignore[attr-defined]
+    record_property(
+        "blocked: refusal",
+        refusal[refusal.index("ambient mode refused") :] if "ambient mode refused" in refusal else refusal,
+    )
+    assert key in refusal and "No namespace label was changed." in refusal
+    # The engine stops there: what depends on the check (the labels, then the rollout) is not run.
+    assert mesh.labels(mesh.payments) == {"istio-injection": "enabled"}
+    assert mesh.generations() == start
+    record_property("blocked: labels after", mesh.labels(mesh.payments))
+
+    acknowledged = gate_inputs(kubeconfig, declared(mesh.payments, acknowledge=[key]))
+    accepted = as_dict(gate_create(mesh.host, engine_view(gate_checked(mesh.host, acknowledged))).properties)
+    assert accepted["accepted"] == {mesh.payments: [key]}
+    mesh.namespaces.label("payments", TO_AMBIENT)
+    moved = mesh.apply(ambient=(mesh.payments,))
+    assert moved["restarted"] == refs(mesh.payments, PAYMENTS)
+    assert ambient_pods(mesh, mesh.payments)
+    assert mesh.generations()["shop"] == start["shop"]
