@@ -48,6 +48,7 @@ from components.istio_values import (
 from settings.model import (
     CANARY_TAG,
     DATAPLANE_MODE_LABEL,
+    INJECTION_LABEL,
     ISTIO_NAMESPACE,
     PROJECT,
     REVISION_LABEL,
@@ -58,7 +59,6 @@ from settings.model import (
 from settings.operator_file import operator_manifest
 
 POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
-INJECTION_LABEL = "istio-injection"
 
 RELEASE_TIMEOUT_SECONDS = 600
 """The CNI DaemonSet rolls out node by node; on a large pool that takes longer than Helm's 5 minutes."""

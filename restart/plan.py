@@ -48,7 +48,7 @@ from restart.objects import (
     template_annotations,
 )
 from settings.data_plane import ControlPlane, DeclaredDataPlane
-from settings.model import AMBIENT_MODE, SIDECAR_MODE
+from settings.model import AMBIENT_MODE, DATAPLANE_MODE_LABEL, INJECTION_LABEL, REVISION_LABEL, SIDECAR_MODE
 
 
 class SkipReason(StrEnum):
@@ -338,6 +338,24 @@ def mismatched_pods(
         if owner in watched:
             found.setdefault(owner, []).append(str(metadata_of(pod).get("name", "")))
     return {owner: sorted(names) for owner, names in sorted(found.items())}
+
+
+def label_refusal(namespace: str, labels: Mapping[str, str] | None, data_plane: DeclaredDataPlane) -> str | None:
+    """Why the workloads of `namespace` may not be moved between modes yet: its live labels (None: no such
+    namespace) do not say its declared mode, so istiod would inject its new pods as before. The Namespace's update
+    comes first in the same `pulumi up`; a targeted run, or a hand edit since, can leave it out."""
+    mode = data_plane.mode(namespace)
+    labels = labels or {}
+    injected = labels.get(INJECTION_LABEL) == "enabled" or bool(labels.get(REVISION_LABEL))
+    ambient = labels.get(DATAPLANE_MODE_LABEL) == AMBIENT_MODE
+    if mode == AMBIENT_MODE and (injected or not ambient):
+        wanted = f"{DATAPLANE_MODE_LABEL}=ambient and no {INJECTION_LABEL} or {REVISION_LABEL}"
+    elif mode == SIDECAR_MODE and not injected:
+        wanted = f"{INJECTION_LABEL}=enabled or {REVISION_LABEL}"
+    else:
+        return None
+    shown = ", ".join(f"{key}={value}" for key, value in sorted(labels.items()) if "istio" in key) or "none of Istio's"
+    return f"namespace {namespace} is declared {mode} but its labels are {shown} (wanted: {wanted})"
 
 
 def rfc3339(moment: datetime) -> str:

@@ -15,11 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from restart.kube import KINDS, Cluster, Listing, RetryPolicy, connect
+from restart.kube import KINDS, NAMESPACE, Cluster, Listing, RetryPolicy, connect
 from restart.objects import MESH_POD_LABEL, ROLLABLE_KINDS, controller_of, owner_kind, ref_of
-from restart.plan import RestartPlan, plan_restart, restart_patch, rfc3339
+from restart.plan import RestartPlan, RestartReason, label_refusal, plan_restart, restart_patch, rfc3339
 from restart.report import RestartOutcome, outcome, report_plan
-from restart.request import RestartRequest
+from restart.request import RestartError, RestartRequest
 from restart.window import Progress, Window, pod_check
 from settings.data_plane import DeclaredDataPlane
 from settings.model import DEFAULT_REVISION, ISTIO_NAMESPACE
@@ -100,6 +100,26 @@ def _installed_revisions(deployments: Listing) -> frozenset[str]:
     )
 
 
+def _require_labelled(cluster: Cluster, data_plane: DeclaredDataPlane, plan: RestartPlan) -> None:
+    """Each namespace whose workloads move between modes is labelled for its mode already, or nothing is patched:
+    a workload restarted before its namespace's label changes would be injected as before."""
+    moving = sorted({ref.namespace for ref in plan.restart if RestartReason.DATAPLANE_MODE in plan.reasons[ref]})
+    refusals = [
+        refusal
+        for namespace in moving
+        if (refusal := label_refusal(namespace, _labels(cluster.read(NAMESPACE, namespace)), data_plane))
+    ]
+    if refusals:
+        raise RestartError(
+            "; ".join(refusals) + ". Its Namespace's labels change first in the same `pulumi up` (a targeted run, or "
+            "an edit since, can leave them out): run `pulumi up` again. No workload was restarted"
+        )
+
+
+def _labels(namespace: Mapping[str, Any] | None) -> Mapping[str, str] | None:
+    return None if namespace is None else (namespace.get("metadata") or {}).get("labels") or {}
+
+
 def plan_cluster(request: RestartRequest, *, retry: RetryPolicy | None = None, page_size: int = 500) -> RestartPlan:
     """What a run of `request` would restart, skip and report now: the same lists and planner, no PATCH."""
     with connect(request.kubeconfig, retry or RetryPolicy(), page_size, len(KINDS)) as cluster:
@@ -123,6 +143,7 @@ def run_restart(
     with connect(request.kubeconfig, retry, page_size, pool_size) as cluster:
         listings = _read_cluster(cluster, request.entering)
         plan = _plan(request.data_plane, listings, request.removing)
+        _require_labelled(cluster, request.data_plane, plan)
         report_plan(request, plan, progress)
         restarted_at = rfc3339(now())
         verify = pod_check(cluster, request.data_plane, listings["ReplicaSet"])

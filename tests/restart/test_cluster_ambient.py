@@ -279,3 +279,15 @@ def test_a_blocked_move_changes_no_label_and_restarts_nothing_until_acknowledged
     assert moved["restarted"] == refs(mesh.payments, PAYMENTS)
     assert ambient_pods(mesh, mesh.payments)
     assert mesh.generations()["shop"] == start["shop"]
+
+
+def test_a_move_whose_namespace_labels_did_not_change_restarts_nothing(mesh: AmbientMesh) -> None:
+    """A targeted `pulumi up` (or a hand edit) left the namespace labelled for sidecars: re-injecting now would give
+    the new pods sidecars again, so the rollout stops before its first PATCH."""
+    start = mesh.generations()
+    with pytest.raises(grpc.RpcError) as refused:
+        mesh.apply(ambient=(mesh.payments,))
+    message = refused.value.details()  # type: ignore[attr-defined]
+    assert f"namespace {mesh.payments} is declared ambient but its labels are istio-injection=enabled" in message
+    assert "No workload was restarted" in message
+    assert mesh.generations() == start

@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from restart.objects import WorkloadRef, slim_pod
-from restart.plan import RestartReason, SkipReason, fingerprint, mismatched_pods, plan_restart, pod_mismatch
+from restart.plan import (
+    RestartReason,
+    SkipReason,
+    fingerprint,
+    label_refusal,
+    mismatched_pods,
+    plan_restart,
+    pod_mismatch,
+)
 from restart.request import entering_sidecars
 from settings.data_plane import ControlPlane, DeclaredDataPlane
 from tests.restart.test_plan import PROXY_IMAGE, deployment_pods, pod
@@ -136,3 +144,18 @@ def test_the_namespaces_joining_the_sidecars_are_listed_whole() -> None:
     assert entering_sidecars(grown, MESH) == {"cart"}  # new to the mesh
     assert entering_sidecars(MESH, None) == {"shop"}  # a first install
     assert entering_sidecars(MESH, replace(MESH, mesh_namespaces=frozenset())) == frozenset()  # an older state
+
+
+def test_a_namespace_moves_only_once_its_labels_say_its_mode() -> None:
+    assert label_refusal("payments", {"istio.io/dataplane-mode": "ambient"}, MESH) is None
+    refused = label_refusal("payments", {"istio-injection": "enabled"}, MESH)
+    assert refused == (
+        "namespace payments is declared ambient but its labels are istio-injection=enabled "
+        "(wanted: istio.io/dataplane-mode=ambient and no istio-injection or istio.io/rev)"
+    )
+    both = {"istio-injection": "enabled", "istio.io/dataplane-mode": "ambient"}  # injection wins in istiod
+    assert label_refusal("payments", both, MESH) is not None
+    assert label_refusal("shop", {"istio.io/rev": "canary"}, MESH) is None
+    assert "declared sidecar but its labels are none of Istio's" in str(label_refusal("shop", {}, MESH))
+    assert label_refusal("shop", None, MESH) is not None
+    assert label_refusal("team", {}, MESH) is None  # outside the mesh: not this stack's to label
