@@ -1,4 +1,4 @@
-"""Example app stack: a small HTTP service with an Istio sidecar in one of the platform's mesh namespaces.
+"""Example app stack: a small HTTP service in one of the platform's mesh namespaces, sidecar or ambient.
 
 It reads the aks-istio platform stack (`platformStack`) through the typed helper, talks to the
 cluster with the platform's kubeconfig (a secret), refuses a `namespace` that is not one of the
@@ -23,7 +23,7 @@ setting and the namespace's Pod Security label, not by the pack.
 import pulumi
 import pulumi_kubernetes as k8s
 
-from aks_istio_outputs import read_platform_outputs
+from aks_istio_outputs import NamespaceDataPlane, read_platform_outputs
 
 DEFAULT_IMAGE = "hashicorp/http-echo:1.0.0"  # also the default in Pulumi.yaml
 DEFAULT_REPLICAS = 2  # also the default in Pulumi.yaml
@@ -65,10 +65,17 @@ def pod_spec(image: str) -> k8s.core.v1.PodSpecArgs:
     )
 
 
+def template_labels(labels: dict[str, str], plane: NamespaceDataPlane) -> dict[str, str]:
+    """In a sidecar namespace the pod asks for its sidecar (explicit, and it survives a namespace relabel). In an
+    ambient one it must not: a pod's own `sidecar.istio.io/inject: "true"` would get it a sidecar there too."""
+    return labels if plane.ambient else {**labels, "sidecar.istio.io/inject": "true"}
+
+
 config = pulumi.Config()
 platform = read_platform_outputs(config.require("platformStack"))
 # Resolves only if the platform runs this namespace in the mesh; otherwise the update stops here.
 namespace = platform.require_mesh_namespace(config.require("namespace"))
+data_plane = platform.data_plane_of(config.require("namespace"))
 
 cluster = k8s.Provider("platform-cluster", kubeconfig=platform.kubeconfig)
 in_cluster = pulumi.ResourceOptions(provider=cluster)
@@ -81,9 +88,7 @@ deployment = k8s.apps.v1.Deployment(
         replicas=config.get_int("replicas", DEFAULT_REPLICAS),
         selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
         template=k8s.core.v1.PodTemplateSpecArgs(
-            # The namespace label already asks for injection; saying it on the pod makes the intent
-            # explicit and survives a namespace relabel.
-            metadata=k8s.meta.v1.ObjectMetaArgs(labels={**labels, "sidecar.istio.io/inject": "true"}),
+            metadata=k8s.meta.v1.ObjectMetaArgs(labels=data_plane.apply(lambda plane: template_labels(labels, plane))),
             spec=pod_spec(config.get("image", DEFAULT_IMAGE)),
         ),
     ),
@@ -102,4 +107,7 @@ service = k8s.core.v1.Service(
 )
 
 pulumi.export("namespace", namespace)
+# `ambient` or `sidecar`; with a waypoint, L7 policy for this service attaches to it (`targetRefs`, kind Gateway).
+pulumi.export("dataPlaneMode", data_plane.apply(lambda plane: plane.mode))
+pulumi.export("waypoint", data_plane.apply(lambda plane: plane.waypoint))
 pulumi.export("url", pulumi.Output.concat("http://", service.metadata.name, ".", namespace, ".svc.cluster.local"))

@@ -91,6 +91,12 @@ def test_the_pod_asks_for_a_sidecar(deployed: PlatformStackMocks) -> None:
     assert labels["sidecar.istio.io/inject"] == "true"
 
 
+def test_in_an_ambient_namespace_the_pod_asks_for_no_sidecar() -> None:
+    ambient = run_app({**dev_stack_config(), f"{PROJECT}:namespace": "payments"})
+    labels = only(ambient, DEPLOYMENT).inputs["spec"]["template"]["metadata"]["labels"]
+    assert "sidecar.istio.io/inject" not in labels
+
+
 def test_the_pod_adds_no_capability_and_runs_as_non_root(deployed: PlatformStackMocks) -> None:
     spec = pod_spec(deployed)
     containers = spec["containers"] + spec.get("initContainers", [])
