@@ -1,7 +1,8 @@
 """`IstioUpgradeGuard`: refuses a move of the control planes Istio does not support, before anything changes.
 
 A Pulumi dynamic resource with no side effect: its inputs are the control planes' part of the declared data plane
-(`settings.data_plane.GUARD_KEYS`: versions, the canary's and the mesh's namespaces), its `check` compares them
+(`settings.data_plane.GUARD_KEYS`: versions, the canary's, the mesh's and the ambient namespaces, HBONE), its `check`
+compares them
 with its old state (what the last `pulumi up` deployed) under `settings.istio_releases`, and every Istio resource of the
 mesh depends on it. So a refused move fails the preview of
 the pull request, and a `pulumi up --skip-preview` stops before the first release changes.
@@ -16,21 +17,28 @@ from typing import Any
 import pulumi
 import pulumi.dynamic
 
-from settings.data_plane import GUARD_KEYS, DeclaredDataPlane
+from settings.data_plane import GUARD_KEYS, DeclaredDataPlane, ambient_move_refusal
 from settings.istio_releases import upgrade_refusal
 from settings.model import IstioSettings, MeshSettings
 
 
 def _recorded(props: dict[str, Any]) -> dict[str, Any]:
-    return {key: props.get(key) for key in GUARD_KEYS}
+    """The guard's keys of a bag, those a state written before they existed lacks filled in as that state meant
+    them (no ambient namespace, no HBONE): an existing stack shows no diff."""
+    declared = DeclaredDataPlane.from_inputs(props).inputs()
+    return {key: declared[key] for key in GUARD_KEYS}
 
 
 class UpgradeGuardProvider(pulumi.dynamic.ResourceProvider):
     """Holds no state of its own: the deployed planes come from the old inputs of each call."""
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.CheckResult:
-        refusal = upgrade_refusal(DeclaredDataPlane.from_inputs(olds), DeclaredDataPlane.from_inputs(news))
-        failures = [pulumi.dynamic.CheckFailure("version", refusal)] if refusal else []
+        deployed, declared = DeclaredDataPlane.from_inputs(olds), DeclaredDataPlane.from_inputs(news)
+        failures = []
+        if refusal := upgrade_refusal(deployed, declared):
+            failures.append(pulumi.dynamic.CheckFailure("version", refusal))
+        if refusal := ambient_move_refusal(deployed, declared, recorded_hbone="hbone" in olds):
+            failures.append(pulumi.dynamic.CheckFailure("ambientNamespaces", refusal))
         return pulumi.dynamic.CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:

@@ -15,7 +15,6 @@ import os
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from restart.ambient_check import check_moves
@@ -113,8 +112,6 @@ def main(argv: list[str] | None = None) -> int:
         settings = stack_settings(args.stack)
         kubeconfig = path.read_text()
         request = RestartRequest.of_settings(settings.istio, settings.restart, settings.mesh, kubeconfig)
-        # No state to compare with: every sidecar namespace's pods are read, those without their sidecar shown.
-        request = replace(request, entering=request.data_plane.sidecar_namespaces)
         plan = plan_cluster(request)
         waypoints = {namespace: ambient.waypoint for namespace, ambient in settings.mesh.ambient.items()}
         moves = render_moves(check_moves(kubeconfig, waypoints), settings.mesh) if waypoints else []

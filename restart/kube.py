@@ -33,7 +33,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch import watch as kube_watch
 
 from restart.credentials import api_server, client_configuration
-from restart.objects import WorkloadRef, slim_metadata, slim_pod, slim_spec, slim_workload
+from restart.objects import WorkloadRef, slim_metadata, slim_namespace, slim_pod, slim_spec, slim_workload
 from restart.request import RestartError
 
 # The client's helpers carry no type hints; typed aliases keep the strict type check meaningful here.
@@ -270,6 +270,8 @@ class Cluster:
             slim = slim_metadata
         elif kind.api == "custom":
             slim = slim_spec
+        elif kind.kind == "Namespace":
+            slim = slim_namespace
         else:
             slim = slim_pod if kind.kind == "Pod" else slim_workload
         for _ in range(3):

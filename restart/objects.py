@@ -38,6 +38,8 @@ POD_TEMPLATE_HASH_LABEL = "pod-template-hash"
 """The Deployment controller names each ReplicaSet `<deployment>-<hash>` and labels its pods with the hash."""
 INJECT_KEY = "sidecar.istio.io/inject"
 """A pod's own choice about injection, as a label (what istiod's webhook selects on) or an annotation."""
+INJECT_TEMPLATES_ANNOTATION = "inject.istio.io/templates"
+"""Names the injection templates istiod used or is to use (`gateway`, `grpc-agent`, ...): a pod istiod handled."""
 CAPTURED_ANNOTATION = "ambient.istio.io/redirection"
 """Written on a pod by the CNI node agent once ztunnel captures its traffic (`enabled`)."""
 HBONE_ENV = "ISTIO_META_ENABLE_HBONE"
@@ -121,9 +123,17 @@ def _injection_choice(pod: Mapping[str, Any]) -> str | None:
     return None
 
 
-def opted_out_of_injection(pod: Mapping[str, Any]) -> bool:
-    """`sidecar.istio.io/inject: "false"`: the pod runs without a sidecar on purpose."""
-    return _injection_choice(pod) == "false"
+def sidecar_not_due(pod: Mapping[str, Any]) -> bool:
+    """The pod runs without a sidecar on purpose, or istiod leaves it without one: `sidecar.istio.io/inject:
+    "false"`; on the host's network (never injected); or handled by istiod with a template that adds no
+    `istio-proxy` (proxyless gRPC): it carries istiod's mark (`MESH_POD_LABEL`, or the templates annotation)."""
+    meta = metadata_of(pod)
+    return (
+        _injection_choice(pod) == "false"
+        or (pod.get("spec") or {}).get("hostNetwork") is True
+        or MESH_POD_LABEL in (meta.get("labels") or {})
+        or INJECT_TEMPLATES_ANNOTATION in (meta.get("annotations") or {})
+    )
 
 
 def asks_for_sidecar(pod: Mapping[str, Any]) -> bool:
@@ -312,12 +322,12 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
             "labels": {
                 key: value
                 for key, value in (meta.get("labels") or {}).items()
-                if key in (POD_TEMPLATE_HASH_LABEL, REVISION_LABEL, INJECT_KEY, DATAPLANE_MODE_LABEL)
+                if key in (POD_TEMPLATE_HASH_LABEL, REVISION_LABEL, INJECT_KEY, DATAPLANE_MODE_LABEL, MESH_POD_LABEL)
             },
             "annotations": {
                 key: value
                 for key, value in (meta.get("annotations") or {}).items()
-                if key in (INJECT_KEY, CAPTURED_ANNOTATION)
+                if key in (INJECT_KEY, CAPTURED_ANNOTATION, INJECT_TEMPLATES_ANNOTATION)
             },
         },
         "spec": {
@@ -326,6 +336,7 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
                 {**_slim_container(c), "restartPolicy": c.get("restartPolicy")}
                 for c in spec.get("initContainers") or []
             ],
+            **({"hostNetwork": True} if spec.get("hostNetwork") is True else {}),
         },
         "status": {"phase": (pod.get("status") or {}).get("phase")},
     }
@@ -348,6 +359,13 @@ def slim_metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
     """
     meta = metadata_of(obj)
     return {"metadata": {key: meta[key] for key in ("name", "namespace", "ownerReferences") if key in meta}}
+
+
+def slim_namespace(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep a namespace's name and the labels that choose its data plane (Istio's)."""
+    meta = metadata_of(obj)
+    labels = {key: value for key, value in (meta.get("labels") or {}).items() if "istio" in key}
+    return {"metadata": {"name": meta.get("name"), "labels": labels}}
 
 
 def slim_spec(obj: Mapping[str, Any]) -> dict[str, Any]:

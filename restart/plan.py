@@ -36,7 +36,6 @@ from restart.objects import (
     is_running,
     left_out_of_ambient,
     metadata_of,
-    opted_out_of_injection,
     partition,
     pod_revision,
     redirection,
@@ -44,6 +43,7 @@ from restart.objects import (
     resolve_owner,
     same_image,
     sidecar_image,
+    sidecar_not_due,
     speaks_hbone,
     template_annotations,
 )
@@ -167,7 +167,7 @@ def pod_mismatch(
     namespace = str(metadata_of(pod).get("namespace", ""))
     mode = data_plane.mode(namespace)
     if not (has_sidecar(pod) if sidecar is None else sidecar):
-        due = mode == SIDECAR_MODE and not opted_out_of_injection(pod)
+        due = mode == SIDECAR_MODE and not sidecar_not_due(pod)
         return (RestartReason.DATAPLANE_MODE,) if due else ()
     if mode == AMBIENT_MODE and not asks_for_sidecar(pod):
         return (RestartReason.DATAPLANE_MODE,)

@@ -104,7 +104,7 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
             deployed, declared = _data_plane(olds), DeclaredDataPlane.from_inputs(inputs)
             if refusal := upgrade_refusal(deployed, declared):
                 failures.append(pulumi.dynamic.CheckFailure("version", refusal))
-            if refusal := ambient_move_refusal(deployed, declared):
+            if refusal := ambient_move_refusal(deployed, declared, recorded_hbone=olds.get("hbone") is not None):
                 failures.append(pulumi.dynamic.CheckFailure("ambientNamespaces", refusal))
         return pulumi.dynamic.CheckResult(inputs, failures)
 

@@ -111,8 +111,10 @@ def _require_labelled(cluster: Cluster, data_plane: DeclaredDataPlane, plan: Res
     ]
     if refusals:
         raise RestartError(
-            "; ".join(refusals) + ". Its Namespace's labels change first in the same `pulumi up` (a targeted run, or "
-            "an edit since, can leave them out): run `pulumi up` again. No workload was restarted"
+            "; ".join(refusals) + ". No workload was restarted. The Namespace's labels change first in the same "
+            "`pulumi up`: after a targeted run, run `pulumi up` again; after a hand edit, `pulumi up --refresh` puts "
+            "back what the stack declares, and a label added by hand is removed by hand (`kubectl label namespace "
+            "<namespace> istio-injection-`)"
         )
 
 
@@ -121,9 +123,21 @@ def _labels(namespace: Mapping[str, Any] | None) -> Mapping[str, str] | None:
 
 
 def plan_cluster(request: RestartRequest, *, retry: RetryPolicy | None = None, page_size: int = 500) -> RestartPlan:
-    """What a run of `request` would restart, skip and report now: the same lists and planner, no PATCH."""
+    """What a run of `request` would restart, skip and report now: the same lists and planner, no PATCH.
+
+    No state here either: the namespaces joining the sidecars are the declared sidecar namespaces that the cluster
+    does not label for injection yet (new to the mesh, or in ambient mode), as the last rollout left them."""
     with connect(request.kubeconfig, retry or RetryPolicy(), page_size, len(KINDS)) as cluster:
-        listings = _read_cluster(cluster, request.entering)
+        live = {
+            str(namespace["metadata"]["name"]): namespace["metadata"]["labels"]
+            for namespace in cluster.list_all(NAMESPACE).items
+        }
+        entering = frozenset(
+            namespace
+            for namespace in request.data_plane.sidecar_namespaces
+            if label_refusal(namespace, live.get(namespace), request.data_plane)
+        )
+        listings = _read_cluster(cluster, entering)
     # No state here: the revisions this update would remove are the installed istiods' that are not declared.
     removing = _installed_revisions(listings["Deployment"]) - request.data_plane.revisions
     return _plan(request.data_plane, listings, removing)

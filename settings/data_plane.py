@@ -18,8 +18,17 @@ from typing import Any
 from settings.istio_releases import istio_release, revision_name
 from settings.model import AMBIENT_MODE, DEFAULT_REVISION, SIDECAR_MODE, IstioSettings, MeshSettings
 
-GUARD_KEYS = ("version", "canaryVersion", "canaryNamespaces", "meshNamespaces", "allowDowngradeFrom")
-"""The part of the bag the upgrade guard records: the control planes' releases, not their images."""
+GUARD_KEYS = (
+    "version",
+    "canaryVersion",
+    "canaryNamespaces",
+    "meshNamespaces",
+    "allowDowngradeFrom",
+    "ambientNamespaces",
+    "hbone",
+)
+"""The part of the bag the upgrade guard records: the control planes' releases (not their images), and the ambient
+namespaces and HBONE, which order a move to ambient mode after the update that installs it."""
 
 
 @dataclass(frozen=True)
@@ -175,16 +184,19 @@ class DeclaredDataPlane:
         )
 
 
-def ambient_move_refusal(deployed: DeclaredDataPlane, declared: DeclaredDataPlane) -> str | None:
+def ambient_move_refusal(
+    deployed: DeclaredDataPlane, declared: DeclaredDataPlane, recorded_hbone: bool = True
+) -> str | None:
     """Why `declared` may not follow `deployed` in one update, as far as ambient mode goes (None: it may).
 
     Istio's migration guide: every sidecar speaks HBONE (re-injected once after ambient mode's components are
     installed) before any namespace moves, or the sidecars still to be re-injected cannot reach the moved pods. So
     namespaces move in a later update than the one that installs ambient mode. A first install has no running
-    sidecars to wait for.
+    sidecars to wait for, and a state written before HBONE was recorded (`recorded_hbone` False) does not say
+    whether ambient mode was installed: neither is refused.
     """
     moving = sorted(declared.ambient_namespaces - deployed.ambient_namespaces)
-    if moving and not deployed.hbone and deployed.mesh_namespaces:
+    if moving and recorded_hbone and not deployed.hbone and deployed.mesh_namespaces:
         return (
             f"moving {', '.join(moving)} to ambient mode in the update that installs ambient mode's components is "
             "not allowed: every sidecar must first be re-injected to speak HBONE. Set istio.ambient.enabled in one "

@@ -58,3 +58,17 @@ def test_the_state_changes_only_with_the_declared_planes(host: Host) -> None:
         timeout=TIMEOUT,
     )
     assert as_dict(created.properties)["canaryVersion"] == "1.30.3"
+
+
+def test_the_guard_refuses_a_move_to_ambient_in_the_update_that_installs_it() -> None:
+    """Its check, not the restart's alone: with `--skip-preview` the guard still stops the update before any release
+    or label changes."""
+    base = {"version": "1.30.3", "canaryVersion": "", "meshNamespaces": ["payments", "shop"], "allowDowngradeFrom": ""}
+    sidecars = {**base, "canaryNamespaces": [], "ambientNamespaces": [], "hbone": False}
+    moved = {**sidecars, "ambientNamespaces": ["payments"], "hbone": True}
+    ((failure,),) = [UpgradeGuardProvider().check(sidecars, moved).failures]
+    assert failure.property == "ambientNamespaces" and "every sidecar must first be re-injected" in failure.reason
+    assert UpgradeGuardProvider().check({**sidecars, "hbone": True}, moved).failures == []
+    # A state written before the keys existed: no diff, and nothing refused that it cannot tell.
+    assert UpgradeGuardProvider().diff("id", base, sidecars).changes is False
+    assert UpgradeGuardProvider().check(base, moved).failures == []

@@ -137,6 +137,8 @@ def test_the_upgrade_guard_comes_first_and_gates_every_resource_of_the_mesh(shop
         "canaryNamespaces": ["shop"],
         "meshNamespaces": ["payments", "shop"],
         "allowDowngradeFrom": "",
+        "ambientNamespaces": [],
+        "hbone": False,
     }
     urn = shop_moved.urn_of("istio-upgrade-guard")
     gated = ["mesh-istio-system", "mesh-ns-shop", "mesh-ns-payments", "mesh-gateway-namespace"]

@@ -159,3 +159,20 @@ def test_a_namespace_moves_only_once_its_labels_say_its_mode() -> None:
     assert "declared sidecar but its labels are none of Istio's" in str(label_refusal("shop", {}, MESH))
     assert label_refusal("shop", None, MESH) is not None
     assert label_refusal("team", {}, MESH) is None  # outside the mesh: not this stack's to label
+
+
+@pytest.mark.parametrize(
+    "leave",
+    [
+        lambda pod: pod["spec"].update(hostNetwork=True),
+        lambda pod: pod["metadata"].update(labels={"security.istio.io/tlsMode": "istio"}),  # proxyless gRPC
+        lambda pod: pod["metadata"].update(annotations={"inject.istio.io/templates": "grpc-agent"}),
+    ],
+    ids=["hostNetwork", "istiods-mark", "inject-template"],
+)
+def test_a_pod_istiod_leaves_without_a_sidecar_is_not_due_one(leave: Any) -> None:
+    """istiod never injects a pod on the host's network, and a proxyless template adds no `istio-proxy`: restarting
+    them would not give them one, and the post-rollout check would then fail every run."""
+    left = pod("shop", "web", sidecar=False)
+    leave(left)
+    assert pod_mismatch(slim_pod(left), MESH) == ()

@@ -49,7 +49,7 @@ def test_promotion_and_acknowledged_downgrades_pass() -> None:
 
 def test_namespaces_move_to_ambient_only_after_every_sidecar_speaks_hbone() -> None:
     image, mesh = "docker.io/istio/proxyv2:1.30.3", {"meshNamespaces": ["shop", "payments"]}
-    sidecars = props(image, **mesh)
+    sidecars = props(image, **mesh, hbone=False)
     installed = props(image, **mesh, hbone=True)
     moved = props(image, **mesh, hbone=True, ambientNamespaces=["payments"])
     ((prop, reason),) = failures(sidecars, moved)
@@ -58,3 +58,4 @@ def test_namespaces_move_to_ambient_only_after_every_sidecar_speaks_hbone() -> N
     assert failures(sidecars, installed) == []
     assert failures(installed, moved) == []
     assert failures({}, moved) == []  # a first install: no running sidecar to wait for
+    assert failures(props(image, **mesh), moved) == []  # a state from before HBONE was recorded: not known
