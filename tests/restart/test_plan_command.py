@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
+from localkube import mesh_crds as crds
 from localkube.cluster import Cluster
 from localkube.faults import FaultProxy
 from localkube.namespaces import Namespaces
@@ -23,6 +25,8 @@ from tests.restart.cluster_helpers import (
     inject_for_cni,
     rolled_out,
 )
+from tests.restart.cluster_helpers import create_istio_object as add
+from tests.restart.test_ambient_gate import L7_RULES, SELECTOR
 
 
 @pytest.mark.cluster
@@ -123,3 +127,31 @@ def test_the_plan_shows_the_move_check_of_each_namespace_moving_to_ambient() -> 
     assert "; in ambient mode: `payments`." in out.splitlines()[0]
     assert out.splitlines()[2] == lines[0]
     assert render_moves({}, mesh) == []
+
+
+@pytest.mark.cluster
+def test_the_pull_request_sees_what_would_refuse_a_move_to_ambient(
+    cluster: Cluster, mesh_crds: crds.Installed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The staging stack declares `payments` in ambient mode; in the cluster it still runs sidecars, and a team's
+    selector-based L7 AuthorizationPolicy would turn into deny-all. The plan shows the finding and the workloads the
+    move would re-inject, read-only."""
+    core = client.CoreV1Api(cluster.api)
+    core.create_namespace({"metadata": {"name": "payments", "labels": INJECTION}})
+    try:
+        create(cluster.api, "payments", deployment("pay"))
+        rolled_out(cluster, "payments", [("Deployment", "pay")])
+        add(cluster, "payments", "AuthorizationPolicy", "get-only", {"selector": SELECTOR, "rules": L7_RULES})
+        kubeconfig = tmp_path / "kubeconfig"
+        with FaultProxy(cluster.control_plane.server, cluster.control_plane.ca_file) as proxy:
+            kubeconfig.write_text(proxy.kubeconfig(cluster.kubeconfig()))
+            assert main(["--stack", "staging", "--kubeconfig", str(kubeconfig)]) == 0
+        out = capsys.readouterr().out
+        assert out.splitlines()[0].endswith("; in ambient mode: `payments`.")
+        assert "- Moving to ambient mode (1), checked as `pulumi up` will check it:\n" in out
+        assert "  - `payments`: refused until these are mended or acknowledged:\n" in out
+        assert "    - `AuthorizationPolicy/payments/get-only`: ztunnel cannot read its L7 attributes" in out
+        assert "  - `payments` (1): `Deployment/pay` (dataplaneMode)\n" in out
+        assert {seen.method for seen in proxy.requests} == {"GET"}, "read-only"
+    finally:
+        core.delete_namespace("payments")
