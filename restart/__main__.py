@@ -70,13 +70,10 @@ def render(stack: str, data_plane: DeclaredDataPlane, plan: RestartPlan, moves: 
     if (canary := data_plane.canary) is not None:
         on_canary = ", ".join(f"`{ns}`" for ns in sorted(data_plane.canary_namespaces)) or "no namespace yet"
         planes += f"; on the canary ({on_canary}): `{canary.proxy_image}` (revision {canary.revision})"
+    if data_plane.ambient_namespaces:
+        planes += f"; in ambient mode: {', '.join(f'`{ns}`' for ns in sorted(data_plane.ambient_namespaces))}"
     lines = [
-        f"**Sidecar restart plan for `{stack}`**: pods should run {redirection} and {planes}"
-        + (
-            f"; in ambient mode: {', '.join(f'`{ns}`' for ns in sorted(data_plane.ambient_namespaces))}."
-            if data_plane.ambient_namespaces
-            else "."
-        ),
+        f"**Sidecar restart plan for `{stack}`**: pods should run {redirection} and {planes}.",
         "",
         *moves,
         f"- {len(plan.restart)} workloads to restart" + (":" if plan.restart else ""),

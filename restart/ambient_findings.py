@@ -29,7 +29,6 @@ VIRTUAL_SERVICE = "VirtualService"
 DESTINATION_RULE = "DestinationRule"
 POLICY_KINDS = FINDING_KINDS
 """The kinds the check reads, in the order findings are listed (the kinds an acknowledgement may name)."""
-assert POLICY_KINDS == (AUTHORIZATION_POLICY, PEER_AUTHENTICATION, ENVOY_FILTER, VIRTUAL_SERVICE, DESTINATION_RULE)
 
 SHOWN_FINDINGS = 20
 """Findings a refusal names; the rest are counted. A pull request's comment must stay readable."""
@@ -144,19 +143,9 @@ def _l7_attributes(spec: Mapping[str, Any]) -> list[str]:
     found: set[str] = set()
     for rule in _mappings(spec.get("rules")):
         for to in _mappings(rule.get("to")):
-            operation = _mapping(to.get("operation"))
-            found.update(
-                field
-                for field, value in operation.items()
-                if isinstance(field, str) and field not in _L4_OPERATION and _filled(value)
-            )
+            found.update(_fields_beyond(_mapping(to.get("operation")), _L4_OPERATION))
         for source_of in _mappings(rule.get("from")):
-            source = _mapping(source_of.get("source"))
-            found.update(
-                field
-                for field, value in source.items()
-                if isinstance(field, str) and field not in _L4_SOURCE and _filled(value)
-            )
+            found.update(_fields_beyond(_mapping(source_of.get("source")), _L4_SOURCE))
         for condition in _mappings(rule.get("when")):
             key = condition.get("key")
             if isinstance(key, str) and key not in _L4_CONDITIONS:
@@ -164,6 +153,13 @@ def _l7_attributes(spec: Mapping[str, Any]) -> list[str]:
                 found.add(f"when {attribute}" if _ATTRIBUTE.fullmatch(attribute) else "when")
     # Only names read from our own vocabulary or checked above reach a message.
     return sorted(name if _ATTRIBUTE.fullmatch(name.removeprefix("when ")) else "an unknown field" for name in found)
+
+
+def _fields_beyond(match: Mapping[str, Any], l4_fields: Collection[str]) -> Iterator[str]:
+    """The set fields of a rule's `operation` or `source` that are not among its L4 ones."""
+    return (
+        field for field, value in match.items() if isinstance(field, str) and field not in l4_fields and _filled(value)
+    )
 
 
 def _waypoint_remedy(waypoint: str, what: str) -> str:

@@ -22,7 +22,7 @@ import pulumi
 import pulumi.dynamic
 from pulumi.runtime import rpc
 
-from restart.properties import known, plain
+from restart.properties import checked_kubeconfig, failing_safely, known, plain
 from restart.request import RestartError
 from settings.model import MeshSettings
 
@@ -75,12 +75,9 @@ class AmbientMoveCheckProvider(pulumi.dynamic.ResourceProvider):
         if kubeconfig is None:
             failures.append(pulumi.dynamic.CheckFailure("kubeconfig", "is required"))
         elif known(kubeconfig):
-            if not isinstance(kubeconfig, str) or not kubeconfig.strip():
-                failures.append(pulumi.dynamic.CheckFailure("kubeconfig", "must be a non-empty kubeconfig document"))
-            else:
-                # The host does not accept secrets, so the engine sends them in clear; wrapping the value hands it
-                # back to the engine marked secret, whatever the engine infers on its own.
-                inputs["kubeconfig"] = rpc.wrap_rpc_secret(kubeconfig)
+            inputs["kubeconfig"], reason = checked_kubeconfig(kubeconfig)
+            if reason is not None:
+                failures.append(pulumi.dynamic.CheckFailure("kubeconfig", reason))
         if namespaces is None:
             failures.append(pulumi.dynamic.CheckFailure("namespaces", "is required"))
         elif known(namespaces):
@@ -130,19 +127,9 @@ class AmbientMoveCheckProvider(pulumi.dynamic.ResourceProvider):
         declared = plain(props.get("namespaces")) or []
         waypoints = {str(item["name"]): str(item.get("waypoint") or "") for item in declared}
         acknowledged = {str(item["name"]): frozenset(item.get("acknowledge") or ()) for item in declared}
-        try:
+        left = "no namespace label was changed"
+        with failing_safely("ambient move check", left, suffix=f"; {left}"):
             findings = check_moves(str(plain(props.get("kubeconfig")) or ""), waypoints)
-        except RestartError as exc:
-            # `from None`: the host prints the traceback of what it catches, and a chained client error would
-            # bring its response headers along; our message says all that matters.
-            raise RestartError(f"ambient move check failed: {exc}; no namespace label was changed") from None
-        except Exception as exc:
-            # Not one of ours (a client or loader error): its message and chain may quote the kubeconfig,
-            # and the provider host sends the whole traceback to the engine. Keep only its type.
-            raise RestartError(
-                f"ambient move check failed unexpectedly ({type(exc).__module__}.{type(exc).__name__}); "
-                "no namespace label was changed"
-            ) from None
         if message := refusal(findings, acknowledged):
             raise RestartError(message) from None
         accepted = {

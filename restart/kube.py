@@ -313,51 +313,51 @@ class Cluster:
         """One object by its name, or None when there is none."""
         assert kind.read_method is not None
         scope = {"namespace": namespace} if kind.namespaced else {}
-        try:
-            found: dict[str, Any] = self.request(
-                "get",
-                kind,
-                namespace,
-                functools.partial(
-                    self._method(kind, kind.read_method),
-                    name=name,
-                    **scope,
-                    _preload_content=False,
-                    _request_timeout=self._retry.request_timeout,
-                ),
-            )
-        except RestartError as exc:
-            if _not_found(exc):
-                return None
-            raise
-        return found
+        return self._unless_gone(
+            "get",
+            kind,
+            namespace,
+            functools.partial(
+                self._method(kind, kind.read_method),
+                name=name,
+                **scope,
+                _preload_content=False,
+                _request_timeout=self._retry.request_timeout,
+            ),
+        )
 
     def patch(self, ref: WorkloadRef, body: dict[str, Any]) -> dict[str, Any] | None:
         """One PATCH; the patched object, or None when it was deleted since it was listed."""
         kind = KINDS[ref.kind]
         assert kind.patch_method is not None
         method = self._method(kind, kind.patch_method)
+        return self._unless_gone(
+            "patch",
+            kind,
+            ref.namespace,
+            functools.partial(
+                method,
+                name=ref.name,
+                namespace=ref.namespace,
+                body=body,
+                field_manager=FIELD_MANAGER,
+                _content_type=PATCH_CONTENT_TYPE,
+                _preload_content=False,
+                _request_timeout=self._retry.request_timeout,
+            ),
+        )
+
+    def _unless_gone(
+        self, verb: str, kind: Kind, namespace: str | None, call: Callable[[], Any]
+    ) -> dict[str, Any] | None:
+        """`request`'s answer, or None when the object is not there (404)."""
         try:
-            patched: dict[str, Any] = self.request(
-                "patch",
-                kind,
-                ref.namespace,
-                functools.partial(
-                    method,
-                    name=ref.name,
-                    namespace=ref.namespace,
-                    body=body,
-                    field_manager=FIELD_MANAGER,
-                    _content_type=PATCH_CONTENT_TYPE,
-                    _preload_content=False,
-                    _request_timeout=self._retry.request_timeout,
-                ),
-            )
+            answer: dict[str, Any] = self.request(verb, kind, namespace, call)
         except RestartError as exc:
             if _not_found(exc):
                 return None
             raise
-        return patched
+        return answer
 
     def watch(
         self, kind: Kind, resource_version: str, seconds: float, handle: WatchHandle | None = None

@@ -23,9 +23,9 @@ import pulumi.dynamic
 from pulumi.runtime import rpc
 
 from restart.plan import fingerprint
-from restart.properties import known, plain
+from restart.properties import checked_kubeconfig, failing_safely, known, plain
 from restart.report import summarize
-from restart.request import INPUTS, RestartError, RestartRequest, as_int, completed, entering_sidecars
+from restart.request import INPUTS, RestartRequest, as_int, completed, entering_sidecars
 from settings.data_plane import DeclaredDataPlane, ambient_move_refusal
 from settings.istio_releases import upgrade_refusal
 from settings.model import IstioSettings, MeshSettings, RestartSettings
@@ -65,12 +65,9 @@ def _check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[pulumi.
         elif kind in ("image", "revision", "version") and not isinstance(value, str):
             fail(key, "must be a string")
         elif kind == "kubeconfig":
-            if not isinstance(value, str) or not value.strip():
-                fail(key, "must be a non-empty kubeconfig document")
-            else:
-                # The host does not accept secrets, so the engine sends them in clear; wrapping the value
-                # hands it back to the engine marked secret, whatever the engine infers on its own.
-                inputs[key] = rpc.wrap_rpc_secret(value)
+            inputs[key], reason = checked_kubeconfig(value)
+            if reason is not None:
+                fail(key, reason)
     return inputs, failures
 
 
@@ -161,19 +158,9 @@ class SidecarRestartProvider(pulumi.dynamic.ResourceProvider):
             removing=frozenset() if rolled_out is None else rolled_out.revisions - request.data_plane.revisions,
             entering=entering_sidecars(request.data_plane, rolled_out),
         )
-        try:
+        unexpected = "workloads restarted before it are recorded on them and listed in the log above"
+        with failing_safely("sidecar restart", unexpected):
             outcome = run.run_restart(request, _progress)
-        except RestartError as exc:
-            # `from None`: the host prints the traceback of what it catches, and a chained client error would
-            # bring its response headers along; our message says all that matters.
-            raise RestartError(f"sidecar restart failed: {exc}", exc.restarted) from None
-        except Exception as exc:
-            # Not one of ours (a client or loader error): its message and chain may quote the kubeconfig,
-            # and the provider host sends the whole traceback to the engine. Keep only its type.
-            raise RestartError(
-                f"sidecar restart failed unexpectedly ({type(exc).__module__}.{type(exc).__name__}); "
-                "workloads restarted before it are recorded on them and listed in the log above"
-            ) from None
         return {
             **self._inputs_out(props),
             "restarted": list(outcome.restarted),

@@ -65,17 +65,17 @@ def _read_cluster(cluster: Cluster, entering: frozenset[str] = frozenset()) -> d
 
 def _merged(first: Listing, *others: Listing) -> Listing:
     """One listing of pods from several, each pod once (the whole namespaces repeat the injected pods)."""
-    seen = {_uid(pod) for pod in first.items}
+    seen = {_identity(pod) for pod in first.items}
     items = list(first.items)
     for listing in others:
         for pod in listing.items:
-            if (uid := _uid(pod)) not in seen:
-                seen.add(uid)
+            if (identity := _identity(pod)) not in seen:
+                seen.add(identity)
                 items.append(pod)
     return Listing(items, first.resource_version)
 
 
-def _uid(pod: Mapping[str, Any]) -> tuple[str, str]:
+def _identity(pod: Mapping[str, Any]) -> tuple[str, str]:
     meta = pod.get("metadata") or {}
     return (str(meta.get("namespace", "")), str(meta.get("name", "")))
 
